@@ -1,0 +1,130 @@
+//! The `vpa-recommender` command line: subcommands and the `replay` driver.
+
+use crate::config::EngineFlags;
+use crate::replay::{ReplaySettings, replay_reader};
+use crate::{EXAMPLE_TRACE, output, plot};
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::{BufReader, Write};
+use std::path::PathBuf;
+use vpa_core::time::{Duration, parse_go_duration};
+
+/// Kubernetes Vertical Pod Autoscaler recommender (vpa-rs).
+#[derive(Debug, Parser)]
+#[command(name = "vpa-recommender", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay a usage trace through the recommendation engine and print what a VPA would
+    /// recommend. Without --trace, replays the example trace built into the binary.
+    Replay(ReplayArgs),
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputKind {
+    /// A table per workload and container, as of the end of the trace.
+    Table,
+    /// JSON: every emitted recommendation with the time it was computed.
+    Json,
+}
+
+fn go_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_go_duration(s).map_err(|e| e.to_string())?;
+    if d.as_nanos() <= 0 {
+        return Err("must be positive".into());
+    }
+    Ok(d)
+}
+
+/// `vpa-recommender replay` arguments.
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// CSV trace: timestamp,namespace,workload,pod,container,cpu_cores,memory_bytes,event.
+    /// Defaults to the built-in example trace.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: OutputKind,
+    /// Also emit recommendations at every multiple of this duration (Go syntax, e.g. 1h).
+    #[arg(long, value_name = "DURATION", value_parser = go_duration)]
+    pub every: Option<Duration>,
+    /// Draw usage with target, lower and upper bound lines to this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Engine flags, with the upstream recommender's names and defaults.
+    #[command(flatten)]
+    pub engine: EngineFlags,
+}
+
+/// Runs the parsed command line, writing results to `stdout`.
+pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
+    match cli.command {
+        Command::Replay(args) => replay(args, stdout),
+    }
+}
+
+fn replay(args: ReplayArgs, stdout: &mut dyn Write) -> Result<()> {
+    let recommender = args
+        .engine
+        .recommender()
+        .map_err(anyhow::Error::msg)
+        .context("invalid recommender flags")?;
+    // Plots need recommendation lines over time even when only the end is printed.
+    let plot_every = Duration::from_hours(1);
+    let settings = ReplaySettings {
+        aggregations: args.engine.aggregations(),
+        recommender,
+        format: args.engine.output_format(),
+        global_max_allowed: args.engine.global_max_allowed(),
+        every: args.every.or(args.plot.as_ref().map(|_| plot_every)),
+        series_resolution: args.plot.as_ref().map(|_| Duration::from_minutes(15)),
+    };
+    let mut out = match &args.trace {
+        Some(path) => {
+            let file = std::fs::File::open(path)
+                .with_context(|| format!("cannot open trace {}", path.display()))?;
+            replay_reader(BufReader::with_capacity(1 << 20, file), settings)
+                .with_context(|| format!("trace {}", path.display()))?
+        }
+        None => {
+            replay_reader(EXAMPLE_TRACE.as_bytes(), settings).context("built-in example trace")?
+        }
+    };
+    if out.recommendations.is_empty() {
+        bail!("the trace has no rows");
+    }
+    if let Some(path) = &args.plot {
+        let n = plot::write_svg(&out, path)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("cannot write plot {}", path.display()))?;
+        if n < out.series.len() {
+            eprintln!(
+                "plotted the first {n} of {} containers in {}",
+                out.series.len(),
+                path.display()
+            );
+        }
+    }
+    if args.every.is_none() {
+        // Only the end of the trace was asked for.
+        if let Some(end) = out.recommendations.iter().map(|e| e.time).max() {
+            out.recommendations.retain(|e| e.time == end);
+        }
+    }
+    match args.output {
+        OutputKind::Table => stdout.write_all(output::to_table(&out).as_bytes())?,
+        OutputKind::Json => {
+            serde_json::to_writer_pretty(&mut *stdout, &output::to_json(&out))?;
+            stdout.write_all(b"\n")?;
+        }
+    }
+    Ok(())
+}
