@@ -123,8 +123,59 @@ pub fn write_svg(out: &ReplayOutput, path: &Path) -> Result<usize, String> {
                     .map_err(|e| e.to_string())?
                     .label("upper bound");
             }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| e.to_string())?;
         }
     }
     root.present().map_err(|e| e.to_string())?;
     Ok(drawn.len())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::replay::{ReplaySettings, replay_reader};
+    use vpa_core::model::{AggregationsConfig, Resources};
+    use vpa_core::recommendation::OutputFormat;
+    use vpa_core::recommender::PodResourceRecommender;
+    use vpa_core::time::Duration;
+
+    #[test]
+    fn draws_usage_and_bounds() {
+        let mut trace = format!("{}\n", crate::trace::HEADER);
+        for i in 0..600 {
+            trace.push_str(&format!(
+                "{},ns,web,web-1,app,0.{:03},{},\n",
+                1_700_000_000 + i * 60,
+                100 + i % 400,
+                300 << 20
+            ));
+        }
+        let settings = ReplaySettings {
+            aggregations: AggregationsConfig::default(),
+            recommender: PodResourceRecommender::default(),
+            format: OutputFormat::default(),
+            global_max_allowed: Resources::default(),
+            every: Some(Duration::from_hours(1)),
+            series_resolution: Some(Duration::from_minutes(15)),
+        };
+        let out = replay_reader(trace.as_bytes(), settings).unwrap();
+        let path = std::env::temp_dir().join(format!("vpa-plot-test-{}.svg", std::process::id()));
+        assert_eq!(write_svg(&out, &path).unwrap(), 1);
+        let svg = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(svg.starts_with("<svg"), "{}", &svg[..50.min(svg.len())]);
+        assert!(svg.contains("ns/web app: cpu"));
+        assert!(svg.contains("ns/web app: memory"));
+        assert!(svg.contains("target") && svg.contains("upper bound"));
+        assert!(
+            svg.matches("<polyline").count() >= 8,
+            "usage and three bounds, twice"
+        );
+    }
 }

@@ -10,7 +10,7 @@
 //! first row whose time is past it. The trace's clock is the latest time seen; at the end the
 //! remaining points up to the clock are emitted, then the end of the trace itself.
 
-use crate::trace::{Event, Row, TraceError, TraceReader};
+use crate::trace::{ContainerKey, Event, Row, TraceError, TraceReader};
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -111,12 +111,12 @@ struct Workload {
 pub struct Replay {
     settings: ReplaySettings,
     config: Arc<AggregationsConfig>,
-    /// Raw `namespace,workload,pod,container` bytes to (container state, aggregate index).
-    containers: FxHashMap<Box<[u8]>, (ContainerState, usize)>,
+    /// Per trace container key: its state and the index of its aggregate.
+    containers: Vec<(ContainerState, usize)>,
     aggregates: Vec<Aggregate>,
     workloads: Vec<Workload>,
-    workload_index: FxHashMap<(Box<str>, Box<str>), usize>,
-    pods: FxHashMap<(usize, Box<str>), ()>,
+    workload_index: FxHashMap<(Arc<str>, Arc<str>), usize>,
+    pods: FxHashMap<(usize, Arc<str>), ()>,
     clock: Option<Timestamp>,
     next_point: Option<Timestamp>,
     output: ReplayOutput,
@@ -129,7 +129,7 @@ impl Replay {
         Self {
             settings,
             config,
-            containers: FxHashMap::default(),
+            containers: Vec::new(),
             aggregates: Vec::new(),
             workloads: Vec::new(),
             workload_index: FxHashMap::default(),
@@ -140,23 +140,22 @@ impl Replay {
         }
     }
 
-    /// Applies one row.
-    pub fn feed(&mut self, row: &Row<'_>) {
+    /// Applies one row; `key` is the row's container (`TraceReader::keys()[row.key]`).
+    pub fn feed(&mut self, row: &Row, key: &ContainerKey) {
         let ts = row.timestamp;
         self.advance_points(ts);
         self.clock = Some(self.clock.map_or(ts, |c| c.max(ts)));
         self.output.stats.rows += 1;
 
-        let (container, agg_idx) = match self.containers.get_mut(row.key) {
+        let k = row.key as usize;
+        if k >= self.containers.len() {
+            let agg_idx = self.aggregate_for(key, ts);
+            self.containers
+                .resize(k + 1, (ContainerState::default(), agg_idx));
+        }
+        let (container, agg_idx) = match self.containers.get_mut(k) {
             Some(entry) => (&mut entry.0, entry.1),
-            None => {
-                let agg_idx = self.aggregate_for(row);
-                let entry = self
-                    .containers
-                    .entry(row.key.into())
-                    .or_insert((ContainerState::default(), agg_idx));
-                (&mut entry.0, entry.1)
-            }
+            None => return,
         };
         let aggregate = &mut self.aggregates[agg_idx];
         let stats = &mut self.output.stats;
@@ -197,18 +196,15 @@ impl Replay {
         }
     }
 
-    fn aggregate_for(&mut self, row: &Row<'_>) -> usize {
-        let wkey = (
-            Box::<str>::from(row.namespace),
-            Box::<str>::from(row.workload),
-        );
+    fn aggregate_for(&mut self, key: &ContainerKey, now: Timestamp) -> usize {
+        let wkey = (key.namespace.clone(), key.workload.clone());
         let widx = match self.workload_index.get(&wkey) {
             Some(&i) => i,
             None => {
                 let i = self.workloads.len();
                 self.workloads.push(Workload {
-                    namespace: Arc::from(row.namespace),
-                    name: Arc::from(row.workload),
+                    namespace: key.namespace.clone(),
+                    name: key.workload.clone(),
                     containers: BTreeMap::new(),
                     pods: 0,
                 });
@@ -216,17 +212,17 @@ impl Replay {
                 i
             }
         };
-        if self.pods.insert((widx, Box::from(row.pod)), ()).is_none() {
+        if self.pods.insert((widx, key.pod.clone()), ()).is_none() {
             self.workloads[widx].pods += 1;
         }
         let next = self.aggregates.len();
         let w = &mut self.workloads[widx];
         let idx = *w
             .containers
-            .entry(row.container.to_string())
+            .entry(key.container.to_string())
             .or_insert(next);
         if idx == next {
-            let mut state = AggregateContainerState::new(&self.config, row.timestamp);
+            let mut state = AggregateContainerState::new(&self.config, now);
             state.is_under_vpa = true;
             self.aggregates.push(Aggregate {
                 state,
@@ -359,16 +355,62 @@ fn record_point(
     series.points.push((bucket, cpu, mem));
 }
 
+/// Rows per batch handed from the parsing thread to the engine.
+const BATCH: usize = 4096;
+
+/// A batch of parsed rows, with the identity of every container first seen in it.
+type Batch = Vec<(Row, Option<ContainerKey>)>;
+
 /// Replays a whole trace. Nothing is returned for a trace with a malformed line.
-pub fn replay_reader<R: BufRead>(
+///
+/// Parsing and the engine run on two threads (a parser feeding batches of rows through a
+/// bounded channel), so the replay uses both cores; rows are still applied in file order.
+pub fn replay_reader<R: BufRead + Send>(
     reader: R,
     settings: ReplaySettings,
 ) -> Result<ReplayOutput, TraceError> {
-    let mut trace = TraceReader::new(reader);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Batch, TraceError>>(8);
     let mut replay = Replay::new(settings);
-    while let Some(row) = trace.next_row()? {
-        replay.feed(&row);
-    }
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut trace = TraceReader::new(reader);
+            let mut batch: Batch = Vec::with_capacity(BATCH);
+            loop {
+                match trace.next_row() {
+                    Ok(Some(row)) => {
+                        let key = row.new_key.then(|| trace.keys()[row.key as usize].clone());
+                        batch.push((row, key));
+                        if batch.len() == BATCH {
+                            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                            if tx.send(Ok(full)).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Ok(None) => {
+                        let _ = tx.send(Ok(batch));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        let mut keys: Vec<ContainerKey> = Vec::new();
+        for batch in rx {
+            for (row, key) in batch? {
+                if let Some(k) = key {
+                    keys.push(k);
+                }
+                if let Some(k) = keys.get(row.key as usize) {
+                    replay.feed(&row, k);
+                }
+            }
+        }
+        Ok::<(), TraceError>(())
+    })?;
     let mut out = replay.finish();
     for series in out.series.values_mut() {
         series.points.sort_by_key(|p| p.0);

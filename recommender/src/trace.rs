@@ -4,9 +4,12 @@
 //! `timestamp` is RFC 3339 or Unix seconds (optionally with a fraction). An empty `event` is a
 //! usage sample (`cpu_cores` and `memory_bytes` each optional, at least one present, both
 //! Kubernetes quantities); `event = oom` is an OOM kill whose `memory_bytes` is the container's
-//! memory request at the kill. The reader streams: it holds one line at a time.
+//! memory request at the kill. The reader streams: it holds one line at a time, and interns
+//! each container's identity (namespace, workload, pod, container) the first time it appears.
 
+use rustc_hash::FxHashMap;
 use std::io::BufRead;
+use std::sync::Arc;
 use thiserror::Error;
 use vpa_core::quantity;
 use vpa_core::time::Timestamp;
@@ -47,23 +50,30 @@ pub enum Event {
     },
 }
 
-/// One parsed row, borrowing the reader's line buffer.
+/// The identity of one container of one pod, validated when first seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerKey {
+    /// Namespace.
+    pub namespace: Arc<str>,
+    /// Workload (the VPA's target).
+    pub workload: Arc<str>,
+    /// Pod.
+    pub pod: Arc<str>,
+    /// Container.
+    pub container: Arc<str>,
+}
+
+/// One parsed row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Row<'a> {
+pub struct Row {
     /// 1-based line number.
     pub line: usize,
     /// When.
     pub timestamp: Timestamp,
-    /// The raw bytes of `namespace,workload,pod,container` (a cheap identity key).
-    pub key: &'a [u8],
-    /// Namespace.
-    pub namespace: &'a str,
-    /// Workload (the VPA's target).
-    pub workload: &'a str,
-    /// Pod.
-    pub pod: &'a str,
-    /// Container.
-    pub container: &'a str,
+    /// Index of the row's container in [`TraceReader::keys`], in order of first appearance.
+    pub key: u32,
+    /// True on the first row of this container.
+    pub new_key: bool,
     /// What happened.
     pub event: Event,
 }
@@ -74,6 +84,8 @@ pub struct TraceReader<R> {
     buf: Vec<u8>,
     line: usize,
     header_checked: bool,
+    index: FxHashMap<Box<[u8]>, u32>,
+    keys: Vec<ContainerKey>,
 }
 
 impl<R: BufRead> TraceReader<R> {
@@ -84,7 +96,14 @@ impl<R: BufRead> TraceReader<R> {
             buf: Vec::with_capacity(256),
             line: 0,
             header_checked: false,
+            index: FxHashMap::default(),
+            keys: Vec::new(),
         }
+    }
+
+    /// Every container seen so far; a row's `key` indexes this.
+    pub fn keys(&self) -> &[ContainerKey] {
+        &self.keys
     }
 
     fn malformed(&self, reason: impl Into<String>) -> TraceError {
@@ -111,8 +130,7 @@ impl<R: BufRead> TraceReader<R> {
     }
 
     /// The next row, `None` at the end.
-    #[allow(clippy::should_implement_trait)]
-    pub fn next_row(&mut self) -> Result<Option<Row<'_>>, TraceError> {
+    pub fn next_row(&mut self) -> Result<Option<Row>, TraceError> {
         if !self.header_checked {
             if !self.read_line()? {
                 return Err(TraceError::Malformed {
@@ -138,29 +156,49 @@ impl<R: BufRead> TraceReader<R> {
             }
         }
         let line = self.line;
-        match parse_row(&self.buf, line) {
-            Ok(row) => Ok(Some(row)),
-            Err(reason) => Err(TraceError::Malformed { line, reason }),
-        }
+        let bad = |reason: String| TraceError::Malformed { line, reason };
+        let fields = split_fields(&self.buf).map_err(bad)?;
+        let (timestamp, event) = parse_values(&fields).map_err(bad)?;
+        // Fields 1..=4 are contiguous in the line: `namespace,workload,pod,container`.
+        let key_start = fields[0].len() + 1;
+        let key_len = fields[1].len() + fields[2].len() + fields[3].len() + fields[4].len() + 3;
+        let key_bytes = &self.buf[key_start..key_start + key_len];
+        let (key, new_key) = match self.index.get(key_bytes) {
+            Some(&k) => (k, false),
+            None => {
+                let names = parse_names(&fields).map_err(bad)?;
+                let k = u32::try_from(self.keys.len())
+                    .map_err(|_| bad("too many distinct containers".to_string()))?;
+                self.index.insert(key_bytes.into(), k);
+                self.keys.push(names);
+                (k, true)
+            }
+        };
+        Ok(Some(Row {
+            line,
+            timestamp,
+            key,
+            new_key,
+            event,
+        }))
     }
 }
 
 /// Splits `line` on commas into exactly 8 fields.
 fn split_fields(line: &[u8]) -> Result<[&[u8]; 8], String> {
+    if memchr::memchr(b'"', line).is_some() {
+        return Err("quoted fields are not supported".to_string());
+    }
     let mut fields: [&[u8]; 8] = [&[]; 8];
     let mut n = 0;
     let mut start = 0;
-    for (i, &b) in line.iter().enumerate() {
-        if b == b',' {
-            if n >= 7 {
-                return Err("too many fields: expected 8".to_string());
-            }
-            fields[n] = &line[start..i];
-            n += 1;
-            start = i + 1;
-        } else if b == b'"' {
-            return Err("quoted fields are not supported".to_string());
+    for i in memchr::memchr_iter(b',', line) {
+        if n >= 7 {
+            return Err("too many fields: expected 8".to_string());
         }
+        fields[n] = &line[start..i];
+        n += 1;
+        start = i + 1;
     }
     if n != 7 {
         return Err(format!(
@@ -172,34 +210,48 @@ fn split_fields(line: &[u8]) -> Result<[&[u8]; 8], String> {
     Ok(fields)
 }
 
-fn parse_row(line: &[u8], line_no: usize) -> Result<Row<'_>, String> {
-    let f = split_fields(line)?;
-    let text = |i: usize, name: &str| -> Result<&str, String> {
-        std::str::from_utf8(f[i]).map_err(|_| format!("{name} is not valid UTF-8"))
-    };
-    let name = |i: usize, field: &str| -> Result<&str, String> {
-        let s = text(i, field)?;
-        if s.is_empty() {
-            return Err(format!("{field} is empty"));
-        }
+fn text<'a>(field: &'a [u8], name: &str) -> Result<&'a str, String> {
+    std::str::from_utf8(field).map_err(|_| format!("{name} is not valid UTF-8"))
+}
+
+/// Validates the four identity fields (on a container's first row only).
+fn parse_names(f: &[&[u8]; 8]) -> Result<ContainerKey, String> {
+    let name = |i: usize, field: &str| -> Result<Arc<str>, String> {
+        let s = text(f[i], field)?;
         if s.trim() != s {
             return Err(format!("{field} {s:?} has surrounding spaces"));
         }
-        Ok(s)
+        Ok(Arc::from(s))
     };
-    let timestamp = parse_timestamp(text(0, "timestamp")?)?;
-    let namespace = name(1, "namespace")?;
-    let workload = name(2, "workload")?;
-    let pod = name(3, "pod")?;
-    let container = name(4, "container")?;
-    // fields 1..=4 are contiguous in the line.
-    let key_start = f[0].len() + 1;
-    let key_len = f[1].len() + f[2].len() + f[3].len() + f[4].len() + 3;
-    let key = &line[key_start..key_start + key_len];
-    let cpu = text(5, "cpu_cores")?;
-    let memory = text(6, "memory_bytes")?;
-    let event = match text(7, "event")? {
-        "" => {
+    Ok(ContainerKey {
+        namespace: name(1, "namespace")?,
+        workload: name(2, "workload")?,
+        pod: name(3, "pod")?,
+        container: name(4, "container")?,
+    })
+}
+
+/// The timestamp and event of a row; empty identity fields are rejected here, the rest of
+/// their validation happens when a container is first seen.
+fn parse_values(f: &[&[u8]; 8]) -> Result<(Timestamp, Event), String> {
+    let timestamp = match fast_unix_seconds(f[0]) {
+        Some(t) => t,
+        None => parse_timestamp(text(f[0], "timestamp")?)?,
+    };
+    for (i, field) in [
+        (1, "namespace"),
+        (2, "workload"),
+        (3, "pod"),
+        (4, "container"),
+    ] {
+        if f[i].is_empty() {
+            return Err(format!("{field} is empty"));
+        }
+    }
+    let cpu = text(f[5], "cpu_cores")?;
+    let memory = text(f[6], "memory_bytes")?;
+    let event = match f[7] {
+        b"" => {
             if cpu.is_empty() && memory.is_empty() {
                 return Err("a usage row needs cpu_cores or memory_bytes".to_string());
             }
@@ -208,7 +260,7 @@ fn parse_row(line: &[u8], line_no: usize) -> Result<Row<'_>, String> {
                 memory_bytes: optional(memory, "memory_bytes", parse_bytes)?,
             }
         }
-        "oom" => {
+        b"oom" => {
             if !cpu.is_empty() {
                 return Err("an oom row must leave cpu_cores empty".to_string());
             }
@@ -223,20 +275,24 @@ fn parse_row(line: &[u8], line_no: usize) -> Result<Row<'_>, String> {
         }
         other => {
             return Err(format!(
-                "unknown event {other:?}: expected empty or \"oom\""
+                "unknown event {:?}: expected empty or \"oom\"",
+                String::from_utf8_lossy(other)
             ));
         }
     };
-    Ok(Row {
-        line: line_no,
-        timestamp,
-        key,
-        namespace,
-        workload,
-        pod,
-        container,
-        event,
-    })
+    Ok((timestamp, event))
+}
+
+/// Whole Unix seconds (1 to 12 digits), the common case.
+#[inline]
+fn fast_unix_seconds(b: &[u8]) -> Option<Timestamp> {
+    if b.is_empty() || b.len() > 12 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let secs = b
+        .iter()
+        .fold(0_i64, |acc, d| acc * 10 + i64::from(d - b'0'));
+    Some(Timestamp::from_unix_seconds(secs))
 }
 
 fn optional(
@@ -296,6 +352,9 @@ pub fn parse_cpu_millis(s: &str) -> Result<i64, String> {
         return Ok(v);
     }
     let q = quantity::parse(s).map_err(|e| e.to_string())?;
+    if q > quantity::Quantity::new_scaled(9, 12) {
+        return Err(format!("value {s:?} is out of range (at most 9T cores)"));
+    }
     let m = q.milli_value();
     if m < 0 {
         return Err(format!("negative value {s:?}"));
@@ -312,6 +371,9 @@ pub fn parse_bytes(s: &str) -> Result<i64, String> {
             .fold(0_i64, |acc, d| acc * 10 + i64::from(d - b'0')));
     }
     let q = quantity::parse(s).map_err(|e| e.to_string())?;
+    if q > quantity::Quantity::new_scaled(9, 18) {
+        return Err(format!("value {s:?} is out of range (at most 9E bytes)"));
+    }
     let v = q.value();
     if v < 0 {
         return Err(format!("negative value {s:?}"));
@@ -364,15 +426,9 @@ mod tests {
         let mut r = TraceReader::new(text.as_bytes());
         let mut out = Vec::new();
         while let Some(row) = r.next_row()? {
-            out.push((
-                row.line,
-                row.timestamp.unix_nanos(),
-                format!(
-                    "{}/{}/{}/{}",
-                    row.namespace, row.workload, row.pod, row.container
-                ),
-                row.event,
-            ));
+            let k = &r.keys()[row.key as usize];
+            let name = format!("{}/{}/{}/{}", k.namespace, k.workload, k.pod, k.container);
+            out.push((row.line, row.timestamp.unix_nanos(), name, row.event));
         }
         Ok(out)
     }
@@ -411,11 +467,15 @@ mod tests {
     }
 
     #[test]
-    fn key_is_the_identity_fields() {
-        let text = format!("{HEADER}\n1,ns,w,p,c,1,1,\n");
+    fn containers_are_interned_in_order_of_appearance() {
+        let text = format!("{HEADER}\n1,ns,w,p,c,1,1,\n2,ns,w,p,d,1,1,\n3,ns,w,p,c,1,1,\n");
         let mut r = TraceReader::new(text.as_bytes());
-        let row = r.next_row().unwrap().unwrap();
-        assert_eq!(row.key, b"ns,w,p,c");
+        let mut seen = Vec::new();
+        while let Some(row) = r.next_row().unwrap() {
+            seen.push((row.key, row.new_key));
+        }
+        assert_eq!(seen, [(0, true), (1, true), (0, false)]);
+        assert_eq!(&*r.keys()[1].container, "d");
     }
 
     #[test]
@@ -427,6 +487,14 @@ mod tests {
         assert_eq!(parse_cpu_millis("0.123"), Ok(123));
         assert_eq!(parse_cpu_millis("0.1231"), Ok(124));
         assert_eq!(parse_cpu_millis("250m"), Ok(250));
+        assert!(
+            parse_cpu_millis("1e13")
+                .unwrap_err()
+                .contains("out of range")
+        );
+        assert_eq!(parse_cpu_millis("9e12"), Ok(9_000_000_000_000_000));
+        assert!(parse_bytes("1e19").unwrap_err().contains("out of range"));
+        assert_eq!(parse_bytes("9E"), Ok(9_000_000_000_000_000_000));
     }
 
     #[test]

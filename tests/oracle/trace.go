@@ -230,6 +230,13 @@ func (t *TraceReader) parseRow(line []byte, row *Row) string {
 	return ""
 }
 
+// Quantities beyond these limits would overflow int64 millicores or bytes, where
+// apimachinery's accessors wrap silently; both replays reject them.
+var (
+	maxCPUCores    = resource.MustParse("9e12")
+	maxMemoryBytes = resource.MustParse("9e18")
+)
+
 // ParseCPUMilli parses CPU cores given as a Kubernetes quantity into millicores, rounded up
 // exactly as resource.Quantity.MilliValue does.
 func ParseCPUMilli(s string) (int64, error) {
@@ -239,6 +246,9 @@ func ParseCPUMilli(s string) (int64, error) {
 	q, err := resource.ParseQuantity(s)
 	if err != nil {
 		return 0, fmt.Errorf("%q: %v", s, err)
+	}
+	if q.Cmp(maxCPUCores) > 0 {
+		return 0, fmt.Errorf("value %q is out of range (at most %s cores)", s, maxCPUCores.String())
 	}
 	m := q.MilliValue()
 	if m < 0 {
@@ -268,6 +278,9 @@ func ParseBytes(s string) (int64, error) {
 	q, err := resource.ParseQuantity(s)
 	if err != nil {
 		return 0, fmt.Errorf("%q: %v", s, err)
+	}
+	if q.Cmp(maxMemoryBytes) > 0 {
+		return 0, fmt.Errorf("value %q is out of range (at most %s bytes)", s, maxMemoryBytes.String())
 	}
 	v := q.Value()
 	if v < 0 {

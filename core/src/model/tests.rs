@@ -419,6 +419,11 @@ fn aggregate_fits_the_memory_budget() {
     let cfg = Arc::new(AggregationsConfig::default());
     let s = AggregateContainerState::new(&cfg, t());
     let bytes = s.memory_footprint();
+    eprintln!(
+        "aggregate: {bytes} bytes ({} inline + {} of bucket weights)",
+        std::mem::size_of::<AggregateContainerState>(),
+        bytes - std::mem::size_of::<AggregateContainerState>()
+    );
     assert!(bytes <= 3 * 1024, "aggregate uses {bytes} bytes");
 }
 
