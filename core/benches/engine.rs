@@ -59,6 +59,20 @@ fn bench_samples(c: &mut Criterion) {
         })
     });
 
+    // Worst case: every sample is a new peak of its window (subtract the old, add the new).
+    g.bench_function("memory_peak_update_rising", |b| {
+        b.iter(|| {
+            let mut agg = AggregateContainerState::new(&cfg, start());
+            let mut container = ContainerState::default();
+            let mut t = start();
+            for i in 0..N as i64 {
+                t = t.add(Duration::from_secs(60));
+                container.add_sample(&UsageSample::memory(t, (100 << 20) + i * 4096), &mut agg);
+            }
+            black_box(container.memory_peak)
+        })
+    });
+
     g.bench_function("find_bucket", |b| {
         let o = &cfg.cpu_histogram_options;
         let cores: Vec<f64> = cpu.iter().map(|&m| m as f64 / 1000.0).collect();
