@@ -6,6 +6,8 @@ use plotters::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+const GREY: RGBColor = RGBColor(120, 120, 120);
+
 /// At most this many containers are drawn, to keep the file usable.
 pub const MAX_PLOTTED_CONTAINERS: usize = 40;
 
@@ -78,7 +80,7 @@ pub fn write_svg(out: &ReplayOutput, path: &Path) -> Result<usize, String> {
                 .chain(bounds.map(|b| b[0].iter()).into_iter().flatten())
                 .map(|p| p.1)
                 .fold(0.0_f64, f64::max)
-                * 1.5
+                * 1.8
                 + 1e-3;
             let unit = if res == 0 { "cores" } else { "MiB" };
             let mut chart = ChartBuilder::on(area)
@@ -101,9 +103,10 @@ pub fn write_svg(out: &ReplayOutput, path: &Path) -> Result<usize, String> {
                 .draw()
                 .map_err(|e| e.to_string())?;
             chart
-                .draw_series(LineSeries::new(usage, RGBColor(120, 120, 120)))
+                .draw_series(LineSeries::new(usage, GREY))
                 .map_err(|e| e.to_string())?
-                .label("usage (max per bucket)");
+                .label("usage (max per bucket)")
+                .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], GREY));
             if let Some(b) = bounds {
                 let clip = |l: &Line| {
                     l.iter()
@@ -113,18 +116,22 @@ pub fn write_svg(out: &ReplayOutput, path: &Path) -> Result<usize, String> {
                 chart
                     .draw_series(LineSeries::new(clip(&b[0]), BLUE.stroke_width(2)))
                     .map_err(|e| e.to_string())?
-                    .label("target");
+                    .label("target")
+                    .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLUE));
                 chart
                     .draw_series(LineSeries::new(clip(&b[1]), GREEN))
                     .map_err(|e| e.to_string())?
-                    .label("lower bound");
+                    .label("lower bound")
+                    .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], GREEN));
                 chart
                     .draw_series(LineSeries::new(clip(&b[2]), RED))
                     .map_err(|e| e.to_string())?
-                    .label("upper bound");
+                    .label("upper bound")
+                    .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], RED));
             }
             chart
                 .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .draw()
