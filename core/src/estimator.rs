@@ -170,22 +170,25 @@ mod tests {
         let s = state();
         let base = Constant(Resources::new(3140, 3_140_000_000));
         let day = Duration::from_hours(24);
-        let up = ConfidenceMultiplier {
-            multiplier: 1.0,
-            exponent: 1.0,
-            cpu_interval: day,
-            memory_interval: day,
-            base: &base,
-        };
+        let up = multiplier(1.0, 1.0, day, &base);
         assert_eq!(up.estimate(&s).cpu, Some(crate::model::MAX_RESOURCE_AMOUNT));
-        let down = ConfidenceMultiplier {
-            multiplier: 1.0,
-            exponent: -1.0,
-            cpu_interval: day,
-            memory_interval: day,
-            base: &base,
-        };
+        let down = multiplier(1.0, -1.0, day, &base);
         assert_eq!(down.estimate(&s).cpu, Some(0));
+    }
+
+    fn multiplier(
+        multiplier: f64,
+        exponent: f64,
+        interval: Duration,
+        base: &Constant,
+    ) -> ConfidenceMultiplier<&Constant> {
+        ConfidenceMultiplier {
+            multiplier,
+            exponent,
+            cpu_interval: interval,
+            memory_interval: interval,
+            base,
+        }
     }
 
     fn nine_samples_two_minutes_apart() -> AggregateContainerState {
@@ -210,13 +213,7 @@ mod tests {
         let s = nine_samples_two_minutes_apart();
         let base = Constant(Resources::new(3140, 3_140_000_000));
         let day = Duration::from_hours(24);
-        let e = ConfidenceMultiplier {
-            multiplier: 0.1,
-            exponent: 2.0,
-            cpu_interval: day,
-            memory_interval: day,
-            base: &base,
-        };
+        let e = multiplier(0.1, 2.0, day, &base);
         let r = e.estimate(&s);
         // (1 + 0.1/0.00625)^2 = 289: 907.46 cores and 9.0746e11 bytes.
         assert_eq!(r.cpu, Some(907_460));
@@ -229,13 +226,7 @@ mod tests {
         let interval = Duration::from_minutes(18);
         assert!((confidence(&s, interval) - 0.5).abs() < 1e-12);
         let base = Constant(Resources::new(3140, 3_140_000_000));
-        let e = ConfidenceMultiplier {
-            multiplier: 0.1,
-            exponent: 2.0,
-            cpu_interval: interval,
-            memory_interval: interval,
-            base: &base,
-        };
+        let e = multiplier(0.1, 2.0, interval, &base);
         let r = e.estimate(&s);
         assert_eq!(r.cpu, Some(4521));
         assert_eq!(r.memory, Some(4_521_600_000));
@@ -246,13 +237,7 @@ mod tests {
         let s = state();
         let base = Constant(Resources::new(3140, 3_140_000_000));
         let day = Duration::from_hours(24);
-        let e = ConfidenceMultiplier {
-            multiplier: 0.1,
-            exponent: 2.0,
-            cpu_interval: day,
-            memory_interval: day,
-            base: &base,
-        };
+        let e = multiplier(0.1, 2.0, day, &base);
         assert_eq!(
             e.estimate(&s),
             Resources::new(

@@ -337,109 +337,67 @@ mod tests {
 
     #[test]
     fn row_077_to_082_apply_vpa_policy() {
-        let base = || rec((42, 42 * MI), (31, 31 * MI), (53, 53 * MI));
         let none = Resources::default();
-        // 77: minAllowed 50m/50Mi.
-        let mut r = base();
-        apply_vpa_policy(
-            &mut r,
-            Some(&policy(Resources::new(50, 50 * MI), none)),
-            &none,
-        );
-        assert_eq!(
-            amounts(&r),
-            [
-                Resources::new(50, 50 * MI),
-                Resources::new(50, 50 * MI),
-                Resources::new(53, 53 * MI),
-                Resources::new(42, 42 * MI)
-            ]
-        );
-        // 78: maxAllowed 40m/40Mi.
-        let mut r = base();
-        apply_vpa_policy(
-            &mut r,
-            Some(&policy(none, Resources::new(40, 40 * MI))),
-            &none,
-        );
-        assert_eq!(
-            amounts(&r)[..3],
-            [
-                Resources::new(40, 40 * MI),
-                Resources::new(31, 31 * MI),
-                Resources::new(40, 40 * MI)
-            ]
-        );
-        // 79: no policy, global max 40m/40Mi.
-        let mut r = base();
-        apply_vpa_policy(&mut r, None, &Resources::new(40, 40 * MI));
-        assert_eq!(
-            amounts(&r)[..3],
-            [
-                Resources::new(40, 40 * MI),
-                Resources::new(31, 31 * MI),
-                Resources::new(40, 40 * MI)
-            ]
-        );
-        // 80: minAllowed 35m/35Mi and global max 50m/50Mi.
-        let mut r = base();
-        apply_vpa_policy(
-            &mut r,
-            Some(&policy(Resources::new(35, 35 * MI), none)),
-            &Resources::new(50, 50 * MI),
-        );
-        assert_eq!(
-            amounts(&r)[..3],
-            [
-                Resources::new(42, 42 * MI),
-                Resources::new(35, 35 * MI),
-                Resources::new(50, 50 * MI)
-            ]
-        );
-        // 81: policy max cpu 40m, global max memory 40Mi.
-        let mut r = base();
-        apply_vpa_policy(
-            &mut r,
-            Some(&policy(
+        let cpu = |v| Resources {
+            cpu: Some(v),
+            memory: None,
+        };
+        let mem = |v| Resources {
+            cpu: None,
+            memory: Some(v),
+        };
+        let both = |c, m| Resources::new(c, m * MI);
+        // (row, policy (min, max) if any, global max, expected target, lower, upper)
+        let cases = [
+            (
+                77,
+                Some((both(50, 50), none)),
                 none,
-                Resources {
-                    cpu: Some(40),
-                    memory: None,
-                },
-            )),
-            &Resources {
-                cpu: None,
-                memory: Some(40 * MI),
-            },
-        );
-        assert_eq!(
-            amounts(&r)[..3],
-            [
-                Resources::new(40, 40 * MI),
-                Resources::new(31, 31 * MI),
-                Resources::new(40, 40 * MI)
-            ]
-        );
-        // 82: policy max cpu 40m, global 30m/30Mi: the VPA's value wins for cpu.
-        let mut r = base();
-        apply_vpa_policy(
-            &mut r,
-            Some(&policy(
+                [both(50, 50), both(50, 50), both(53, 53)],
+            ),
+            (
+                78,
+                Some((none, both(40, 40))),
                 none,
-                Resources {
-                    cpu: Some(40),
-                    memory: None,
-                },
-            )),
-            &Resources::new(30, 30 * MI),
-        );
-        assert_eq!(
-            amounts(&r)[..3],
-            [
-                Resources::new(40, 30 * MI),
-                Resources::new(31, 30 * MI),
-                Resources::new(40, 30 * MI)
-            ]
-        );
+                [both(40, 40), both(31, 31), both(40, 40)],
+            ),
+            (
+                79,
+                None,
+                both(40, 40),
+                [both(40, 40), both(31, 31), both(40, 40)],
+            ),
+            (
+                80,
+                Some((both(35, 35), none)),
+                both(50, 50),
+                [both(42, 42), both(35, 35), both(50, 50)],
+            ),
+            (
+                81,
+                Some((none, cpu(40))),
+                mem(40 * MI),
+                [both(40, 40), both(31, 31), both(40, 40)],
+            ),
+            // The VPA's own maxAllowed wins over the global one for cpu.
+            (
+                82,
+                Some((none, cpu(40))),
+                both(30, 30),
+                [both(40, 30), both(31, 30), both(40, 30)],
+            ),
+        ];
+        for (row, pol, global, want) in cases {
+            let mut r = rec((42, 42 * MI), (31, 31 * MI), (53, 53 * MI));
+            let pol = pol.map(|(min, max)| policy(min, max));
+            apply_vpa_policy(&mut r, pol.as_ref(), &global);
+            let got = amounts(&r);
+            assert_eq!(got[..3], want, "row {row}");
+            assert_eq!(
+                got[3],
+                both(42, 42),
+                "row {row}: uncapped target is never capped"
+            );
+        }
     }
 }
