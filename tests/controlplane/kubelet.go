@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -490,11 +489,9 @@ func removeCondition(st *corev1.PodStatus, t corev1.PodConditionType) {
 	st.Conditions = out
 }
 
-var errNoStatus = errors.New("no status")
-
 func (s *standin) desiredStatus(pod *corev1.Pod, n nodeSpec) (*corev1.PodStatus, error) {
 	if pod == nil {
-		return nil, errNoStatus
+		return nil, errors.New("no pod")
 	}
 	st := pod.Status.DeepCopy()
 	now := metav1.NewTime(time.Now().Truncate(time.Second))
@@ -668,5 +665,3 @@ func statusEqualIgnoringTimes(a, b *corev1.PodStatus) bool {
 	}
 	return equality.Semantic.DeepEqual(strip(a), strip(b))
 }
-
-var _ = strconv.Itoa

@@ -87,12 +87,24 @@ pub async fn cluster(test: &str) -> anyhow::Result<Option<Client>> {
     Ok(Some(client().await?))
 }
 
-/// A client from `KUBECONFIG` (or the usual inference).
+/// A client from `KUBECONFIG` (or the usual inference), with kube's default retry layer.
 pub async fn client() -> anyhow::Result<Client> {
+    client_with_retry(true).await
+}
+
+/// A client whose requests are not retried. kube's default client retries 429, 503 and 504 up
+/// to 15 times with exponential backoff (`RetryPolicy::server_retry`), so an eviction refused by
+/// a PodDisruptionBudget (429) only surfaces after minutes. Use this one to see the 429 at once.
+pub async fn client_without_retry() -> anyhow::Result<Client> {
+    client_with_retry(false).await
+}
+
+async fn client_with_retry(retry: bool) -> anyhow::Result<Client> {
     install_crypto();
-    let config = Config::infer()
+    let mut config = Config::infer()
         .await
         .context("loading the kubeconfig (KUBECONFIG)")?;
+    config.default_retry = retry;
     Client::try_from(config).context("building the kube client")
 }
 
