@@ -11,7 +11,7 @@
 //! remaining points up to the clock are emitted, then the end of the trace itself.
 
 use crate::trace::{ContainerKey, Event, Row, TraceError, TraceReader};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::sync::Arc;
@@ -116,7 +116,7 @@ pub struct Replay {
     aggregates: Vec<Aggregate>,
     workloads: Vec<Workload>,
     workload_index: FxHashMap<(Arc<str>, Arc<str>), usize>,
-    pods: FxHashMap<(usize, Arc<str>), ()>,
+    pods: FxHashSet<(usize, Arc<str>)>,
     clock: Option<Timestamp>,
     next_point: Option<Timestamp>,
     output: ReplayOutput,
@@ -133,7 +133,7 @@ impl Replay {
             aggregates: Vec::new(),
             workloads: Vec::new(),
             workload_index: FxHashMap::default(),
-            pods: FxHashMap::default(),
+            pods: FxHashSet::default(),
             clock: None,
             next_point: None,
             output: ReplayOutput::default(),
@@ -212,7 +212,7 @@ impl Replay {
                 i
             }
         };
-        if self.pods.insert((widx, key.pod.clone()), ()).is_none() {
+        if self.pods.insert((widx, key.pod.clone())) {
             self.workloads[widx].pods += 1;
         }
         let next = self.aggregates.len();

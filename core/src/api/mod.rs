@@ -13,6 +13,7 @@
 //! writes them to `charts/vpa/crds/`.
 
 pub mod checkpoint;
+pub mod convert;
 pub mod metrics;
 mod schema;
 pub mod vpa;
