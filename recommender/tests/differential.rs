@@ -84,6 +84,7 @@ fn generate(seed: u64) -> String {
         step: i64,
         next: i64,
         restarts: u32,
+        idle_until: i64,
         request: i64,
         boundary: bool,
     }
@@ -103,6 +104,7 @@ fn generate(seed: u64) -> String {
                     step: [30, 60, 60, 60, 300, 900][rng.below(6) as usize],
                     next: start + rng.below(600) as i64,
                     restarts: 0,
+                    idle_until: 0,
                     request: (64 << 20) + rng.below(2 << 30) as i64,
                     boundary: rng.chance(30),
                 });
@@ -137,7 +139,11 @@ fn generate(seed: u64) -> String {
                 c.restarts
             );
         }
-        let idle = rng.chance(5);
+        // Long idle periods: hours of near-zero CPU, still reporting.
+        if rng.chance(1) {
+            c.idle_until = t + 3600 * (2 + rng.below(48) as i64);
+        }
+        let idle = t < c.idle_until || rng.chance(2);
         let cpu = if c.boundary && rng.chance(50) {
             boundary_values(&cpu_starts, 1000.0, &mut rng)
         } else if idle {
@@ -330,4 +336,64 @@ fn bucket_starts_equal_upstream_bit_for_bit() {
             );
         }
     }
+}
+
+/// Values at bucket boundaries, one ulp either side, and every millicore/byte amount next to
+/// a boundary: our bucket lookup must give upstream's bucket for each.
+#[test]
+fn bucket_lookup_equals_upstream_at_boundaries() {
+    let cpu = cpu_histogram_options();
+    let memory = memory_histogram_options();
+    let mut values: Vec<f64> = Vec::new();
+    for starts in [cpu.bucket_starts(), memory.bucket_starts()] {
+        for &s in starts {
+            for bits in [s.to_bits().saturating_sub(1), s.to_bits(), s.to_bits() + 1] {
+                values.push(f64::from_bits(bits));
+            }
+        }
+    }
+    for &s in cpu.bucket_starts() {
+        // What a CPU sample really is: whole millicores / 1000.
+        let m = (s * 1000.0).floor();
+        for d in [-1.0, 0.0, 1.0, 2.0] {
+            values.push((m + d).max(0.0) / 1000.0);
+        }
+    }
+    for &s in memory.bucket_starts() {
+        for d in [-1.0, 0.0, 1.0] {
+            values.push((s.floor() + d).max(0.0));
+        }
+    }
+    let dir = workspace().join("target/differential");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("find-bucket-values.txt");
+    let text: String = values.iter().map(|v| format!("{v:?}\n")).collect();
+    std::fs::write(&path, text).unwrap();
+    let out = run(&oracle(), &["--dump-find-bucket", path.to_str().unwrap()]);
+    let v: Value = serde_json::from_str(&out).expect("dump-find-bucket JSON");
+    let results = v["results"].as_array().expect("results");
+    assert_eq!(results.len(), values.len());
+    let mut mismatches = Vec::new();
+    for (value, r) in values.iter().zip(results) {
+        let bits = u64::from_str_radix(r["bits"].as_str().unwrap_or_default(), 16).unwrap();
+        assert_eq!(
+            bits,
+            value.to_bits(),
+            "value {value:?} did not reach the oracle exactly"
+        );
+        let (c, m) = (cpu.find_bucket(*value), memory.find_bucket(*value));
+        if r["cpu"].as_u64() != Some(c as u64) || r["memory"].as_u64() != Some(m as u64) {
+            mismatches.push(format!("{value:?}: ours cpu {c} memory {m}, upstream {r}"));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+    eprintln!(
+        "find-bucket: {} boundary values, all equal to upstream",
+        values.len()
+    );
 }
