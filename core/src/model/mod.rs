@@ -2,12 +2,14 @@
 //! aggregated state per aggregation key (pure; upstream `pkg/recommender/model`).
 
 mod aggregate;
+mod cluster;
 mod config;
 mod container;
 mod resources;
 mod sample;
 
 pub use aggregate::{AggregateCheckpoint, AggregateContainerState, CheckpointError};
+pub use cluster::{ClusterModel, ModelError, ObjectId, PodPhase, Vpa};
 pub use config::{
     AggregationsConfig, DEFAULT_HISTOGRAM_BUCKET_SIZE_GROWTH, DEFAULT_HISTOGRAM_DECAY_HALF_LIFE,
     DEFAULT_MEMORY_AGGREGATION_INTERVAL, DEFAULT_MEMORY_AGGREGATION_INTERVAL_COUNT,
