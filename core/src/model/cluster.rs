@@ -678,7 +678,8 @@ mod tests {
         let mut m = model();
         let p = ObjectId::new("ns", "job-1");
         m.add_or_update_pod(&p, &labels(&[("app", "job")]), PodPhase::Succeeded);
-        m.add_or_update_container(&p, "c", Resources::default(), t0()).unwrap();
+        m.add_or_update_container(&p, "c", Resources::default(), t0())
+            .unwrap();
         let vpa = ObjectId::new("ns", "job");
         m.add_or_update_vpa(&vpa, app("job"), None);
         // Succeeded pod: not active; but the VPA's target still exists.
