@@ -256,9 +256,10 @@ impl Replay {
             let mut merged = BTreeMap::new();
             for (name, &idx) in &w.containers {
                 let mut fresh = AggregateContainerState::new(&self.config, at);
-                // Merging into a fresh state only ever moves the fresh state's reference.
-                let mut source = self.aggregates[idx].state.clone();
-                if fresh.merge(&mut source).is_ok() {
+                // A fresh state has no reference time yet, so merging moves only the fresh
+                // state's reference and leaves the source as it is.
+                let source = &mut self.aggregates[idx].state;
+                if fresh.merge(source).is_ok() {
                     fresh.controlled_resources = source.controlled_resources;
                     merged.insert(name.clone(), fresh);
                 }

@@ -105,7 +105,7 @@ impl Histogram {
         }
         let bucket = self.options.find_bucket(value);
         let eps = self.options.epsilon();
-        let w = &mut self.weights[bucket.min(self.weights.len() - 1)];
+        let w = &mut self.weights[bucket];
         *w += weight;
         let heavy = *w >= eps;
         self.total_weight += weight;
