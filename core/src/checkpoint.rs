@@ -13,14 +13,16 @@ use crate::time::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff;
 
-fn to_time(t: Option<Timestamp>) -> Option<Time> {
+/// An engine time as `metav1.Time` (whole seconds, truncated).
+pub fn to_time(t: Option<Timestamp>) -> Option<Time> {
     let t = t?;
     jiff::Timestamp::from_second(t.unix_seconds())
         .ok()
         .map(Time)
 }
 
-fn from_time(t: Option<&Time>) -> Option<Timestamp> {
+/// A `metav1.Time` as an engine time.
+pub fn from_time(t: Option<&Time>) -> Option<Timestamp> {
     let t = t?;
     Some(Timestamp::from_unix_nanos(
         i64::try_from(t.0.as_nanosecond()).unwrap_or(i64::MAX),

@@ -4,6 +4,9 @@
 //! `recommendation`, `policy`, `labels`, `conditions`) take plain values and an explicit `now`: no kube types, no clock
 //! reads, no I/O. `api` holds the Kubernetes-facing CRD types; `checkpoint` and `api::convert`
 //! convert between the API's types and the engine's.
+//!
+//! `runtime` (cargo feature `runtime`) is the shared I/O glue of the three binaries: common
+//! flags, telemetry, the kube client, the admin server, shutdown and leader election.
 
 pub mod api;
 pub mod checkpoint;
@@ -17,4 +20,6 @@ pub mod policy;
 pub mod quantity;
 pub mod recommendation;
 pub mod recommender;
+#[cfg(feature = "runtime")]
+pub mod runtime;
 pub mod time;

@@ -10,12 +10,24 @@ use std::path::PathBuf;
 use vpa_core::time::{Duration, parse_go_duration};
 
 /// Kubernetes Vertical Pod Autoscaler recommender (vpa-rs).
+///
+/// Without a subcommand it runs in the cluster: it watches VerticalPodAutoscalers and pods,
+/// reads usage from the Metrics API and writes recommendations and checkpoints. The flags
+/// keep the upstream recommender's names and defaults.
 #[derive(Debug, Parser)]
-#[command(name = "vpa-recommender", version, about)]
+#[command(
+    name = "vpa-recommender",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
-    /// What to do.
+    /// What to do; none: run the recommender.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// Flags of the in-cluster recommender.
+    #[command(flatten)]
+    pub run: crate::run::RunArgs,
 }
 
 /// Subcommands.
@@ -64,9 +76,10 @@ pub struct ReplayArgs {
     pub engine: EngineFlags,
 }
 
-/// Runs the parsed command line, writing results to `stdout`.
-pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
-    match cli.command {
+/// Runs an offline subcommand, writing results to `stdout` (`None` is the in-cluster
+/// recommender, see [`crate::run::run`]).
+pub fn run(command: Command, stdout: &mut dyn Write) -> Result<()> {
+    match command {
         Command::Replay(args) => replay(args, stdout),
     }
 }

@@ -168,3 +168,142 @@ impl EngineFlags {
         }
     }
 }
+
+fn positive_go_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_go_duration(s).map_err(|e| e.to_string())?;
+    if d.as_nanos() <= 0 {
+        return Err(format!("{s} must be positive"));
+    }
+    Ok(d)
+}
+
+/// Flags of the in-cluster recommender loop (upstream names and defaults, §1.16), besides
+/// the engine flags.
+#[derive(Debug, Clone, Args)]
+pub struct LoopFlags {
+    /// Name of this recommender: it handles the VPAs whose spec.recommenders names it (the
+    /// default recommender also takes VPAs naming none).
+    #[arg(long, default_value = "default")]
+    pub recommender_name: String,
+    /// How often the recommender loop runs (Go duration).
+    #[arg(long, default_value = "1m0s", value_parser = positive_go_duration)]
+    pub recommender_interval: Duration,
+    /// How often checkpoints of deleted VPAs are garbage-collected (Go duration).
+    #[arg(long, default_value = "10m0s", value_parser = positive_go_duration)]
+    pub checkpoints_gc_interval: Duration,
+    /// Time budget of checkpoint writing per loop (Go duration).
+    #[arg(long, default_value = "1m0s", value_parser = positive_go_duration)]
+    pub checkpoints_timeout: Duration,
+    /// Address of the admin HTTP server: /healthz, /readyz, /metrics (upstream: health
+    /// check and metrics).
+    #[arg(long, default_value = ":8942")]
+    pub address: String,
+    /// Where history comes from at start: "" or "checkpoint" (VPA checkpoints), or
+    /// "prometheus" (Prometheus, for VPAs that have no checkpoint yet).
+    #[arg(long, default_value = "")]
+    pub storage: String,
+    /// Model only the pods some VPA selects.
+    #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub memory_saver: bool,
+    /// Parallel workers for status and checkpoint writes.
+    #[arg(long, default_value = "10", value_parser = clap::value_parser!(u32).range(1..))]
+    pub update_worker_count: u32,
+    /// Deprecated, no effect (as upstream).
+    #[arg(long, default_value = "10")]
+    pub min_checkpoints: i64,
+    /// Only handle VPAs (and pods) of this namespace.
+    #[arg(long, default_value = "")]
+    pub vpa_object_namespace: String,
+    /// Comma-separated namespaces whose VPAs are ignored.
+    #[arg(long, default_value = "")]
+    pub ignored_vpa_object_namespaces: String,
+    /// Round CPU up to whole cores for containers whose VPA has the annotation
+    /// vpa-post-processor.kubernetes.io/<container>_integerCPU=true.
+    #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub cpu_integer_post_processor_enabled: bool,
+    /// Alpha upstream: external metrics instead of metrics.k8s.io (not supported by vpa-rs).
+    #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub use_external_metrics: bool,
+    /// Feature gates, e.g. PerVPAConfig=true,InPlace=false.
+    #[arg(long, default_value = "")]
+    pub feature_gates: String,
+    /// Read PodMetrics from this base URL (same REST paths as metrics.k8s.io) instead of
+    /// through the API server (vpa-rs).
+    #[arg(long, default_value = "")]
+    pub metrics_url: String,
+    /// PEM CA bundle for --metrics-url.
+    #[arg(long)]
+    pub metrics_ca_file: Option<std::path::PathBuf>,
+    /// Bearer token file for --metrics-url.
+    #[arg(long)]
+    pub metrics_token_file: Option<std::path::PathBuf>,
+    /// Skip TLS verification of --metrics-url (tests only).
+    #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub metrics_insecure: bool,
+}
+
+/// Known feature gates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FeatureGates {
+    /// PerVPAConfig (alpha).
+    pub per_vpa_config: bool,
+    /// CPUStartupBoost (alpha; no effect in the recommender).
+    pub cpu_startup_boost: bool,
+    /// InPlace (alpha; no effect in the recommender).
+    pub in_place: bool,
+}
+
+/// Parses `--feature-gates` (`Name=bool,...`); unknown gates are an error.
+pub fn parse_feature_gates(s: &str) -> Result<FeatureGates, String> {
+    let mut g = FeatureGates::default();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, value) = part
+            .split_once('=')
+            .ok_or_else(|| format!("--feature-gates: {part:?} is not Name=true|false"))?;
+        let v: bool = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("--feature-gates: {name}={value:?} is not true or false"))?;
+        match name.trim() {
+            "PerVPAConfig" => g.per_vpa_config = v,
+            "CPUStartupBoost" => g.cpu_startup_boost = v,
+            "InPlace" => g.in_place = v,
+            other => return Err(format!("--feature-gates: unknown feature gate {other:?}")),
+        }
+    }
+    Ok(g)
+}
+
+impl LoopFlags {
+    /// Checks the combinations upstream refuses at start-up.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.vpa_object_namespace.is_empty() && !self.ignored_vpa_object_namespaces.is_empty() {
+            return Err("--vpa-object-namespace and --ignored-vpa-object-namespaces are mutually exclusive and can't be set together.".into());
+        }
+        match self.storage.as_str() {
+            "" | "checkpoint" => {}
+            "prometheus" => return Err("--storage=prometheus: the Prometheus history provider is not wired into this build yet".into()),
+            other => return Err(format!("--storage={other:?}: expected \"\", \"checkpoint\" or \"prometheus\"")),
+        }
+        if self.use_external_metrics {
+            return Err("--use-external-metrics is not supported by vpa-rs: use metrics.k8s.io (metrics-server) or --metrics-url".into());
+        }
+        parse_feature_gates(&self.feature_gates)?;
+        Ok(())
+    }
+
+    /// The namespace filter.
+    pub fn namespace_filter(&self) -> crate::feeder::NamespaceFilter {
+        crate::feeder::NamespaceFilter {
+            only: (!self.vpa_object_namespace.is_empty())
+                .then(|| self.vpa_object_namespace.clone()),
+            ignored: self
+                .ignored_vpa_object_namespaces
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+}

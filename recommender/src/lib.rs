@@ -6,9 +6,19 @@
 
 pub mod cli;
 pub mod config;
+pub mod controller;
+pub mod engine;
+pub mod feeder;
+pub mod history_load;
+pub mod metrics;
+pub mod metrics_source;
 pub mod output;
 pub mod plot;
+pub mod pod_store;
 pub mod replay;
+pub mod run;
+pub mod status;
+pub mod target;
 pub mod trace;
 
 /// The example trace shipped in the binary: several workloads over 8.5 days.

@@ -9,6 +9,9 @@
 //! is set, in which case they print that they are skipped (only for quick local loops; CI always
 //! uses the cluster).
 
+pub mod controlplane;
+pub mod metrics_server;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -162,11 +162,9 @@ impl ClusterModel {
         self.next_group += 1;
         let vpas = self
             .vpas
-            .iter()
-            .filter(|(vid, v)| {
-                vid.namespace == *namespace
-                    && v.selector.as_ref().is_some_and(|s| s.matches(labels))
-            })
+            .range(ObjectId::new(namespace, "")..)
+            .take_while(|(vid, _)| vid.namespace == *namespace)
+            .filter(|(_, v)| v.selector.as_ref().is_some_and(|s| s.matches(labels)))
             .map(|(vid, _)| vid.clone())
             .collect::<BTreeSet<_>>();
         for vid in &vpas {
@@ -321,6 +319,40 @@ impl ClusterModel {
         Ok(c.add_sample(sample, a))
     }
 
+    /// Feeds one metrics measurement of a container (either resource may be absent), with
+    /// the container's current requests as the samples' requests (CPU samples are weighted
+    /// by request). Returns how many samples were accepted.
+    pub fn add_usage(
+        &mut self,
+        pod: &ObjectId,
+        container: &str,
+        ts: Timestamp,
+        cpu_millis: Option<super::resources::ResourceAmount>,
+        memory_bytes: Option<super::resources::ResourceAmount>,
+    ) -> Result<usize, ModelError> {
+        let (c, a) = self.container_and_aggregate(pod, container)?;
+        let mut accepted = 0;
+        if let Some(cpu) = cpu_millis {
+            let mut s = UsageSample::cpu(ts, cpu);
+            s.request = c.request.cpu.unwrap_or(0);
+            accepted += usize::from(c.add_sample(&s, a));
+        }
+        if let Some(mem) = memory_bytes {
+            let mut s = UsageSample::memory(ts, mem);
+            s.request = c.request.memory.unwrap_or(0);
+            accepted += usize::from(c.add_sample(&s, a));
+        }
+        Ok(accepted)
+    }
+
+    /// The requests of a container of a pod in the model.
+    pub fn container_request(&self, pod: &ObjectId, container: &str) -> Option<Resources> {
+        self.pods
+            .get(pod)
+            .and_then(|p| p.containers.get(container))
+            .map(|c| c.request)
+    }
+
     /// Records an OOM kill.
     pub fn record_oom(
         &mut self,
@@ -459,6 +491,106 @@ impl ClusterModel {
             true
         });
         out
+    }
+
+    /// The open memory windows of the containers of the pods a VPA selects: for every such
+    /// container with `now < window_end` and a non-zero peak, `(pod, container, window_end,
+    /// peak)`. Upstream subtracts these peaks from checkpoints (the window is still open, and
+    /// after a restart the container would record it again).
+    pub fn vpa_open_memory_windows(
+        &self,
+        id: &ObjectId,
+        now: Timestamp,
+    ) -> Vec<(
+        ObjectId,
+        String,
+        Timestamp,
+        super::resources::ResourceAmount,
+    )> {
+        let mut out = Vec::new();
+        let Some(vpa) = self.vpas.get(id) else {
+            return out;
+        };
+        for gid in &vpa.groups {
+            let Some(g) = self.groups.get(gid) else {
+                continue;
+            };
+            for pid in &g.pods {
+                let Some(p) = self.pods.get(pid) else {
+                    continue;
+                };
+                for (name, c) in &p.containers {
+                    let peak = c.current_peak();
+                    if let Some(end) = c.window_end
+                        && now < end
+                        && peak > 0
+                    {
+                        out.push((pid.clone(), name.clone(), end, peak));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Restores the open memory window of a container after a restart: when the container
+    /// has no window yet, its window becomes `window_end` with `peak` as its peak, and the
+    /// peak is added to its aggregate at `window_end` (checkpoints hold aggregates without
+    /// open windows). Returns whether it was restored.
+    pub fn restore_memory_window(
+        &mut self,
+        pod: &ObjectId,
+        container: &str,
+        window_end: Timestamp,
+        peak: super::resources::ResourceAmount,
+    ) -> Result<bool, ModelError> {
+        let (c, a) = self.container_and_aggregate(pod, container)?;
+        if c.window_end.is_some() || peak <= 0 {
+            return Ok(false);
+        }
+        c.window_end = Some(window_end);
+        c.memory_peak = peak;
+        a.add_sample(&UsageSample::memory(window_end, peak));
+        Ok(true)
+    }
+
+    /// The pods a VPA selects.
+    pub fn vpa_pods(&self, id: &ObjectId) -> impl Iterator<Item = &ObjectId> {
+        self.vpas
+            .get(id)
+            .into_iter()
+            .flat_map(|v| v.groups.iter())
+            .filter_map(|g| self.groups.get(g))
+            .flat_map(|g| g.pods.iter())
+    }
+
+    /// Whether the model has this pod.
+    pub fn has_pod(&self, id: &ObjectId) -> bool {
+        self.pods.contains_key(id)
+    }
+
+    /// Ids of all pods in the model.
+    pub fn pod_ids(&self) -> impl Iterator<Item = &ObjectId> {
+        self.pods.keys()
+    }
+
+    /// Whether a VPA of the namespace selects these labels (for `--memory-saver`).
+    pub fn selected_by_any_vpa(&self, namespace: &str, labels: &LabelSet) -> bool {
+        let start = ObjectId::new(namespace, "");
+        self.vpas
+            .range(start..)
+            .take_while(|(id, _)| &*id.namespace == namespace)
+            .any(|(_, v)| v.selector.as_ref().is_some_and(|s| s.matches(labels)))
+    }
+
+    /// Number of VPAs in the model.
+    pub fn vpa_count(&self) -> usize {
+        self.vpas.len()
+    }
+
+    /// Ids of the VPAs in the model.
+    pub fn vpa_ids(&self) -> impl Iterator<Item = &ObjectId> {
+        self.vpas.keys()
     }
 
     /// Deletes aggregations that are expired, or empty and not contributive. A group is
