@@ -338,6 +338,19 @@ impl Engine {
         }
     }
 
+    /// Adds pods without removing any (start-up history: pods that may no longer exist).
+    pub fn add_pods(&mut self, pods: &[PodInput], now: Timestamp) {
+        for pod in pods {
+            self.model
+                .add_or_update_pod(&pod.id, &pod.labels, pod.phase);
+            for (name, request) in &pod.containers {
+                let _ = self
+                    .model
+                    .add_or_update_container(&pod.id, name, *request, now);
+            }
+        }
+    }
+
     fn restore_windows(&mut self) {
         for ((pod, container), (vpa, end, peak)) in std::mem::take(&mut self.pending_windows) {
             let restored = self

@@ -2,7 +2,7 @@
 //! samples a history provider returns are fed into the engine before the first cycle, in
 //! time order per container, as upstream's `InitFromHistoryProvider` does. Pods are added
 //! with phase Running (upstream: Unknown, which the model treats the same) and dropped
-//! again by the first pod sync unless they still exist.
+//! again by the next pod sync unless they still exist; their aggregates stay.
 
 use crate::engine::{ContainerUsage, Engine, PodInput};
 use std::collections::BTreeMap;
@@ -41,9 +41,9 @@ pub fn feed_history(
                 .collect(),
         })
         .collect();
-    // Add the history pods next to the pods already in the model (sync_pods replaces the
-    // set, so this is done before the first pod sync).
-    engine.sync_pods(&pods, now);
+    // Next to the pods already in the model; the next pod sync drops those that are gone
+    // (their aggregates stay).
+    engine.add_pods(&pods, now);
     let mut accepted = 0;
     for pod in &pods {
         let Some(h) = history.get(&pod.id) else {

@@ -338,12 +338,14 @@ async fn recommendation_from_direct_metrics_with_conditions_and_checkpoints() ->
         .await?;
 
     let mut rec = Recommender::start(s.dir.path(), "direct", &s.direct_args()?)?;
+    // Before the first samples the recommendation is the minimum (25m, 250Mi), as upstream's:
+    // wait for one that reflects the usage.
     let v = wait_vpa(
         &s.vpas(),
         "web",
-        "a recommendation for web",
+        "a recommendation for web from usage",
         &mut rec,
-        has_recommendation,
+        |v| has_recommendation(v) && target(v).is_some_and(|(c, _)| cpu_millis(&c) >= 250),
     )
     .await?;
     let (cpu, mem) = target(&v).unwrap();
