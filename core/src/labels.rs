@@ -1,6 +1,7 @@
 //! Label sets and label selectors (Kubernetes `labels.Set` and `LabelSelector` semantics), as
 //! plain values: the aggregation key of a pod's containers uses the canonical label string,
-//! and VPAs select pods with selectors.
+//! and VPAs select pods with selectors, built from `matchLabels`/`matchExpressions` or parsed
+//! from the selector string syntax (`a=b,c in (x,y),!d`) of a `/scale` subresource.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -83,13 +84,28 @@ pub enum SelectorError {
 
 /// A label selector: every requirement must hold. An empty selector matches everything
 /// (`metav1.LabelSelectorAsSelector` of `{}`); "no selector" is represented by `Option::None`
-/// at the caller and matches nothing.
+/// at the caller, or by [`Selector::nothing`] (`labels.Nothing()`), and matches nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selector {
     requirements: Vec<Requirement>,
+    nothing: bool,
 }
 
 impl Selector {
+    /// `labels.Nothing()`: matches no label set (a well-known controller without a selector,
+    /// a CronJob whose job template has no labels). It has no requirements.
+    pub fn nothing() -> Self {
+        Self {
+            requirements: Vec::new(),
+            nothing: true,
+        }
+    }
+
+    /// True for [`Selector::nothing`].
+    pub fn is_nothing(&self) -> bool {
+        self.nothing
+    }
+
     /// From `matchLabels` and `matchExpressions` (operator spelled as in the API).
     pub fn new<'a>(
         match_labels: impl IntoIterator<Item = (&'a str, &'a str)>,
@@ -135,40 +151,45 @@ impl Selector {
             });
         }
         requirements.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(Self { requirements })
+        Ok(Self {
+            requirements,
+            nothing: false,
+        })
     }
 
-    /// The requirements, sorted by key.
+    /// The requirements, sorted by key (none for [`Selector::nothing`]: check
+    /// [`Selector::is_nothing`] before turning them into a query).
     pub fn requirements(&self) -> &[Requirement] {
         &self.requirements
     }
 
     /// True when every requirement holds for `labels`.
     pub fn matches(&self, labels: &LabelSet) -> bool {
-        self.requirements.iter().all(|r| {
-            let value = labels.get(&r.key);
-            match r.operator {
-                Operator::In => value.is_some_and(|v| r.values.iter().any(|x| x == v)),
-                Operator::NotIn => value.is_none_or(|v| r.values.iter().all(|x| x != v)),
-                Operator::Exists => value.is_some(),
-                Operator::DoesNotExist => value.is_none(),
-                Operator::Gt | Operator::Lt => {
-                    let (Some(v), [bound]) = (value, r.values.as_slice()) else {
-                        return false;
-                    };
-                    match (v.parse::<i64>(), bound.parse::<i64>()) {
-                        (Ok(v), Ok(b)) => {
-                            if r.operator == Operator::Gt {
-                                v > b
-                            } else {
-                                v < b
+        !self.nothing
+            && self.requirements.iter().all(|r| {
+                let value = labels.get(&r.key);
+                match r.operator {
+                    Operator::In => value.is_some_and(|v| r.values.iter().any(|x| x == v)),
+                    Operator::NotIn => value.is_none_or(|v| r.values.iter().all(|x| x != v)),
+                    Operator::Exists => value.is_some(),
+                    Operator::DoesNotExist => value.is_none(),
+                    Operator::Gt | Operator::Lt => {
+                        let (Some(v), [bound]) = (value, r.values.as_slice()) else {
+                            return false;
+                        };
+                        match (v.parse::<i64>(), bound.parse::<i64>()) {
+                            (Ok(v), Ok(b)) => {
+                                if r.operator == Operator::Gt {
+                                    v > b
+                                } else {
+                                    v < b
+                                }
                             }
+                            _ => false,
                         }
-                        _ => false,
                     }
                 }
-            }
-        })
+            })
     }
 
     /// Parses a label selector string as `labels.Parse` does (the `/scale` subresource's
@@ -179,9 +200,14 @@ impl Selector {
     pub fn parse(selector: &str) -> Result<Self, SelectorError> {
         let tokens = lex(selector);
         let mut p = Parser { tokens, pos: 0 };
-        let mut requirements = p.parse().map_err(|message| SelectorError::Parse { message })?;
+        let mut requirements = p
+            .parse()
+            .map_err(|message| SelectorError::Parse { message })?;
         requirements.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(Self { requirements })
+        Ok(Self {
+            requirements,
+            nothing: false,
+        })
     }
 }
 
@@ -200,7 +226,9 @@ pub fn validate_label_key(key: &str) -> Result<(), String> {
     };
     if let Some(prefix) = prefix {
         if prefix.is_empty() {
-            return Err(format!("invalid label key {key:?}: prefix part must be non-empty"));
+            return Err(format!(
+                "invalid label key {key:?}: prefix part must be non-empty"
+            ));
         }
         if prefix.len() > 253 || !is_dns1123_subdomain(prefix) {
             return Err(format!(
@@ -210,7 +238,9 @@ pub fn validate_label_key(key: &str) -> Result<(), String> {
         }
     }
     if name.is_empty() {
-        return Err(format!("invalid label key {key:?}: name part must be non-empty"));
+        return Err(format!(
+            "invalid label key {key:?}: name part must be non-empty"
+        ));
     }
     if name.len() > 63 {
         return Err(format!(
@@ -264,9 +294,7 @@ fn is_dns1123_subdomain(s: &str) -> bool {
         let b = label.as_bytes();
         let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
         match (b.first(), b.last()) {
-            (Some(f), Some(l)) => {
-                alnum(f) && alnum(l) && b.iter().all(|c| alnum(c) || *c == b'-')
-            }
+            (Some(f), Some(l)) => alnum(f) && alnum(l) && b.iter().all(|c| alnum(c) || *c == b'-'),
             _ => false,
         }
     })
@@ -654,20 +682,56 @@ mod tests {
     fn parse_rejects_malformed_selectors_with_apimachinery_wording() {
         let cases: &[(&str, &str)] = &[
             ("a,", "found '', expected: identifier after ','"),
-            (",a", "found ',', expected: !, identifier, or 'end of string'"),
+            (
+                ",a",
+                "found ',', expected: !, identifier, or 'end of string'",
+            ),
             ("a,,b", "found ',', expected: identifier after ','"),
             ("!a=b", "found '=', expected: ',' or 'end of string'"),
-            ("a b", "unable to parse requirement: found 'b', expected: in, notin, =, ==, !=, gt, lt"),
-            ("a!b", "unable to parse requirement: found '!', expected: in, notin, =, ==, !=, gt, lt"),
-            ("a in x", "unable to parse requirement: found 'x' expected: '('"),
-            ("a in (x", "unable to parse requirement: found '', expected: ',' or ')'"),
-            ("a in (x y)", "unable to parse requirement: found 'y', expected: ',' or ')'"),
-            ("a in (=)", "unable to parse requirement: found '=', expected: ',', ')' or identifier"),
-            ("a in (x,", "unable to parse requirement: found '', expected: ',', or identifier"),
-            ("a==(", "unable to parse requirement: found '(', expected: identifier"),
-            ("=b", "found '=', expected: !, identifier, or 'end of string'"),
-            ("!", "unable to parse requirement: found '', expected: identifier"),
-            ("a>x", "unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer"),
+            (
+                "a b",
+                "unable to parse requirement: found 'b', expected: in, notin, =, ==, !=, gt, lt",
+            ),
+            (
+                "a!b",
+                "unable to parse requirement: found '!', expected: in, notin, =, ==, !=, gt, lt",
+            ),
+            (
+                "a in x",
+                "unable to parse requirement: found 'x' expected: '('",
+            ),
+            (
+                "a in (x",
+                "unable to parse requirement: found '', expected: ',' or ')'",
+            ),
+            (
+                "a in (x y)",
+                "unable to parse requirement: found 'y', expected: ',' or ')'",
+            ),
+            (
+                "a in (=)",
+                "unable to parse requirement: found '=', expected: ',', ')' or identifier",
+            ),
+            (
+                "a in (x,",
+                "unable to parse requirement: found '', expected: ',', or identifier",
+            ),
+            (
+                "a==(",
+                "unable to parse requirement: found '(', expected: identifier",
+            ),
+            (
+                "=b",
+                "found '=', expected: !, identifier, or 'end of string'",
+            ),
+            (
+                "!",
+                "unable to parse requirement: found '', expected: identifier",
+            ),
+            (
+                "a>x",
+                "unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer",
+            ),
             ("a=b c", "found 'c', expected: ',' or 'end of string'"),
         ];
         for (input, want) in cases {
@@ -692,7 +756,10 @@ mod tests {
         }
         let long = "k".repeat(64);
         assert!(Selector::parse(&long).is_err(), "64-character key");
-        assert!(Selector::parse(&format!("a={long}")).is_err(), "64-character value");
+        assert!(
+            Selector::parse(&format!("a={long}")).is_err(),
+            "64-character value"
+        );
         assert!(Selector::parse(&"k".repeat(63)).is_ok());
     }
 
@@ -700,14 +767,35 @@ mod tests {
     fn parsed_selectors_match_like_kubernetes() {
         let s = Selector::parse("app=web,tier in (front,edge),!canary,env!=dev,team").unwrap();
         assert!(s.matches(&set(&[("app", "web"), ("tier", "edge"), ("team", "x")])));
-        assert!(!s.matches(&set(&[("app", "web"), ("tier", "edge"), ("team", "x"), ("env", "dev")])));
-        assert!(!s.matches(&set(&[("app", "web"), ("tier", "edge"), ("team", "x"), ("canary", "")])));
+        assert!(!s.matches(&set(&[
+            ("app", "web"),
+            ("tier", "edge"),
+            ("team", "x"),
+            ("env", "dev")
+        ])));
+        assert!(!s.matches(&set(&[
+            ("app", "web"),
+            ("tier", "edge"),
+            ("team", "x"),
+            ("canary", "")
+        ])));
         let gt = Selector::parse("n>5,m<3").unwrap();
         assert!(gt.matches(&set(&[("n", "6"), ("m", "2")])));
         assert!(!gt.matches(&set(&[("n", "5"), ("m", "2")])));
-        assert!(!gt.matches(&set(&[("n", "x"), ("m", "2")])), "non-integer label");
+        assert!(
+            !gt.matches(&set(&[("n", "x"), ("m", "2")])),
+            "non-integer label"
+        );
         assert!(!gt.matches(&set(&[("m", "2")])), "missing label");
-        assert!(Selector::parse("").unwrap().matches(&set(&[("any", "thing")])));
+        assert!(
+            Selector::parse("")
+                .unwrap()
+                .matches(&set(&[("any", "thing")]))
+        );
+        assert!(!Selector::nothing().matches(&set(&[("any", "thing")])));
+        assert!(!Selector::nothing().matches(&LabelSet::new()));
+        assert!(Selector::nothing().is_nothing() && !Selector::default().is_nothing());
+        assert_ne!(Selector::nothing(), Selector::default());
         assert_eq!(
             Selector::parse("app=web").unwrap(),
             Selector::new([("app", "web")], []).unwrap(),

@@ -88,6 +88,39 @@ pub fn vpa_api_resource() -> kube::api::ApiResource {
     kube::api::ApiResource::erase::<VerticalPodAutoscaler>(&())
 }
 
+/// Watch reconnect backoff: 0.5 s doubling to at most 5 s (kube's default grows to 30 s,
+/// which after an API server restart left new objects unseen for up to half a minute).
+#[derive(Debug, Clone)]
+pub struct WatchBackoff {
+    next: std::time::Duration,
+}
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        Self {
+            next: WATCH_BACKOFF_MIN,
+        }
+    }
+}
+
+const WATCH_BACKOFF_MIN: std::time::Duration = std::time::Duration::from_millis(500);
+const WATCH_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Iterator for WatchBackoff {
+    type Item = std::time::Duration;
+    fn next(&mut self) -> Option<Self::Item> {
+        let d = self.next;
+        self.next = (self.next * 2).min(WATCH_BACKOFF_MAX);
+        Some(d)
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.next = WATCH_BACKOFF_MIN;
+    }
+}
+
 fn trim_meta(meta: &mut kube::api::ObjectMeta) {
     meta.managed_fields = None;
 }
@@ -110,7 +143,7 @@ pub fn start_watches(
     let ev_tx = oom_tx.clone();
     let m = metrics.clone();
     let vpa_watch = watcher(vpa_api, watcher::Config::default())
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .modify(|o| trim_meta(&mut o.metadata))
         .reflect(vpa_writer)
         .for_each(move |r| {
@@ -131,7 +164,7 @@ pub fn start_watches(
         pod_api,
         watcher::Config::default().fields("status.phase!=Pending"),
     )
-    .default_backoff()
+    .backoff(WatchBackoff::default())
     .for_each(move |r| {
         match r {
             Ok(ev) => {
@@ -153,7 +186,7 @@ pub fn start_watches(
     let (cp_reader, cp_writer) = reflector::store::<VerticalPodAutoscalerCheckpoint>();
     let m = metrics.clone();
     let cp_watch = watcher(cp_api, watcher::Config::default())
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .modify(|o| trim_meta(&mut o.metadata))
         .reflect(cp_writer)
         .for_each(move |r| {
@@ -170,7 +203,7 @@ pub fn start_watches(
     let (hpa_reader, hpa_writer) = reflector::store::<HorizontalPodAutoscaler>();
     let m = metrics.clone();
     let hpa_watch = watcher(hpa_api, watcher::Config::default())
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .modify(|o| trim_meta(&mut o.metadata))
         .reflect(hpa_writer)
         .for_each(move |r| {
@@ -186,7 +219,7 @@ pub fn start_watches(
     };
     let m = metrics;
     let ev_watch = watcher(ev_api, watcher::Config::default().fields("reason=Evicted"))
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .applied_objects();
     let ev_task = ev_watch.for_each(move |r| {
         match r {

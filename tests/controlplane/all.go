@@ -153,13 +153,66 @@ func startChild(dir, name string, args ...string) (*child, error) {
 	return &child{name: name, cmd: cmd}, nil
 }
 
+// portNames are the keys of DIR/ports, in the order runAll uses them.
+var portNames = []string{"etcd", "etcd_peer", "apiserver", "controller_manager", "scheduler"}
+
+// readPorts reads DIR/ports as a previous run wrote it: nil (and no error) when the file does
+// not exist; an error when it exists but lacks a port.
+func readPorts(path string) ([]int, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]int{}
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 || n > 65535 {
+			return nil, fmt.Errorf("bad port %q for %s", v, k)
+		}
+		byName[k] = n
+	}
+	ports := make([]int, 0, len(portNames))
+	for _, name := range portNames {
+		n, ok := byName[name]
+		if !ok {
+			return nil, fmt.Errorf("no port for %s", name)
+		}
+		ports = append(ports, n)
+	}
+	return ports, nil
+}
+
+func writePorts(path string, ports []int) error {
+	var b strings.Builder
+	for i, name := range portNames {
+		fmt.Fprintf(&b, "%s=%d\n", name, ports[i])
+	}
+	tmp := path + ".tmp"
+	if err := writeFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
 // runAll starts the whole control plane and blocks until SIGTERM/SIGINT.
 //
 // Layout of DIR: pki/ (certs), etcd/ (data), logs/, kubeconfig (admin, written last, once the
 // apiserver is ready), ports, pids.
+//
+// Restart in place: started again with the DIR of a previous run (stopped by SIGTERM or killed),
+// it reuses that run's certificates (pki/, when complete), ports (DIR/ports) and etcd data, so
+// the API server comes back on the same URL, with the same CA, client certificate and objects.
+// A fresh (or empty) DIR gets new certificates and free ports, as before.
 func runAll(args []string) int {
 	fs := flag.NewFlagSet("all", flag.ExitOnError)
-	dir := fs.String("dir", "", "state directory (required, should be fresh)")
+	dir := fs.String("dir", "", "state directory (required): fresh, or a previous run's to restart in place")
 	nodes := fs.String("nodes", DefaultNodes, "fake nodes: name:cpu:memory:pods,...  (empty: none)")
 	featureGates := fs.String("feature-gates", "", "extra --feature-gates for apiserver, controller-manager and scheduler")
 	verbosity := fs.Int("v", 0, "klog verbosity of the components")
@@ -178,20 +231,36 @@ func runAll(args []string) int {
 	}
 	start := time.Now()
 	pkiDir := filepath.Join(*dir, "pki")
-	p, ca, admin, err := generatePKI(pkiDir)
+	// A DIR from a previous run (restart in place) keeps its certificates, ports and etcd data,
+	// so the API server comes back on the same URL with the same CA and objects.
+	p, ca, admin, reused, err := loadPKI(pkiDir)
 	if err != nil {
+		logf("loading the certificates of the previous run: %v", err)
+		return 1
+	}
+	if reused {
+		logf("reusing the certificates in %s", pkiDir)
+	} else if p, ca, admin, err = generatePKI(pkiDir); err != nil {
 		logf("generating certificates: %v", err)
 		return 1
 	}
-	ports, err := freePorts(5)
+	portsPath := filepath.Join(*dir, "ports")
+	ports, err := readPorts(portsPath)
 	if err != nil {
+		logf("reading %s: %v", portsPath, err)
+		return 1
+	}
+	if ports != nil {
+		logf("reusing the ports of the previous run (%s)", portsPath)
+	} else if ports, err = freePorts(len(portNames)); err != nil {
 		logf("picking ports: %v", err)
 		return 1
 	}
 	etcdPort, etcdPeer, apiPort, kcmPort, schedPort := ports[0], ports[1], ports[2], ports[3], ports[4]
-	_ = writeFile(filepath.Join(*dir, "ports"), fmt.Appendf(nil,
-		"etcd=%d\netcd_peer=%d\napiserver=%d\ncontroller_manager=%d\nscheduler=%d\n",
-		etcdPort, etcdPeer, apiPort, kcmPort, schedPort), 0o644)
+	if err := writePorts(portsPath, ports); err != nil {
+		logf("writing %s: %v", portsPath, err)
+		return 1
+	}
 
 	e, err := startEtcd(filepath.Join(*dir, "etcd"), etcdPort, etcdPeer, filepath.Join(*dir, "logs", "etcd.log"))
 	if err != nil {

@@ -3,7 +3,8 @@
 // all built from the k8s.io/kubernetes module (see go.mod, gen-replace.sh and build.sh).
 //
 //	controlplane all --dir DIR [--nodes SPEC]   etcd+apiserver+kubelet stand-in in this process,
-//	                                           controller-manager and scheduler as child processes
+//	                                           controller-manager and scheduler as child processes;
+//	                                           a previous run's DIR restarts it in place
 //	controlplane wait --kubeconfig K [--timeout 60s] [--nodes N]
 //	controlplane etcd|apiserver|controller-manager|scheduler|kubectl|kubelet ...
 //
@@ -31,7 +32,8 @@ import (
 const usage = `usage: controlplane COMMAND [flags]
 
 commands:
-  all --dir DIR [--nodes SPEC]    the whole control plane (see scripts/cluster)
+  all --dir DIR [--nodes SPEC]    the whole control plane (see scripts/cluster); DIR of a
+                                  previous run: restart in place (same ports, certs, etcd data)
   wait --kubeconfig K [--timeout 60s] [--nodes N]
   etcd --data-dir D --port P      embedded etcd on 127.0.0.1
   apiserver ...                   kube-apiserver

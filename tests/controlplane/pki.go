@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -192,6 +193,64 @@ func generatePKI(dir string) (pki, *keyPair, *keyPair, error) {
 		return p, nil, nil, err
 	}
 	return p, ca, admin, nil
+}
+
+// pkiFiles are the files generatePKI writes, sa.pub last.
+var pkiFiles = []string{
+	"ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "admin.crt", "admin.key",
+	"front-proxy-ca.crt", "front-proxy-ca.key", "front-proxy-client.crt", "front-proxy-client.key",
+	"sa.key", "sa.pub",
+}
+
+// loadPKI loads the CA and admin pairs a previous generatePKI wrote into dir. reused is false
+// (and the error nil) when any file is missing: a fresh dir, or a run killed while generating;
+// generatePKI then writes them all anew.
+func loadPKI(dir string) (p pki, ca, admin *keyPair, reused bool, err error) {
+	p = pki{dir: dir}
+	for _, f := range pkiFiles {
+		if _, err := os.Stat(p.path(f)); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return p, nil, nil, false, nil
+			}
+			return p, nil, nil, false, err
+		}
+	}
+	if ca, err = readPair(dir, "ca"); err != nil {
+		return p, nil, nil, false, err
+	}
+	if admin, err = readPair(dir, "admin"); err != nil {
+		return p, nil, nil, false, err
+	}
+	return p, ca, admin, true, nil
+}
+
+// readPair reads name.crt and name.key (as keyPair.write writes them).
+func readPair(dir, name string) (*keyPair, error) {
+	certPEM, err := os.ReadFile(filepath.Join(dir, name+".crt"))
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, name+".key"))
+	if err != nil {
+		return nil, err
+	}
+	cb, _ := pem.Decode(certPEM)
+	if cb == nil || cb.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%s.crt: no CERTIFICATE block", name)
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s.crt: %w", name, err)
+	}
+	kb, _ := pem.Decode(keyPEM)
+	if kb == nil || kb.Type != "EC PRIVATE KEY" {
+		return nil, fmt.Errorf("%s.key: no EC PRIVATE KEY block", name)
+	}
+	key, err := x509.ParseECPrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s.key: %w", name, err)
+	}
+	return &keyPair{cert: cert, key: key, certPEM: certPEM, keyPEM: keyPEM}, nil
 }
 
 // writeKubeconfig writes a kubeconfig with embedded CA and client certificate.
