@@ -125,6 +125,51 @@ fn trim_meta(meta: &mut kube::api::ObjectMeta) {
     meta.managed_fields = None;
 }
 
+/// An API of all namespaces, or of one.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A watch that keeps `writer`'s store current (managedFields dropped), counting and
+/// logging its errors under `resource`.
+fn reflected<K>(
+    api: Api<K>,
+    writer: reflector::store::Writer<K>,
+    metrics: Arc<RecommenderMetrics>,
+    resource: &'static str,
+) -> impl std::future::Future<Output = ()> + Send + 'static
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    watcher(api, watcher::Config::default())
+        .backoff(WatchBackoff::default())
+        .modify(|o| trim_meta(o.meta_mut()))
+        .reflect(writer)
+        .for_each(move |r| {
+            if let Err(e) = r {
+                metrics.watch_error(resource, &e);
+            }
+            futures::future::ready(())
+        })
+}
+
+/// Sends OOMs to the engine's channel, counting those dropped because it is full.
+fn send_ooms(tx: &mpsc::Sender<OomEvent>, metrics: &RecommenderMetrics, ooms: Vec<OomEvent>) {
+    for oom in ooms {
+        if tx.try_send(oom).is_err() {
+            metrics.oom_dropped();
+        }
+    }
+}
+
 /// Starts the watches. Returns the stores and, through `oom_tx`, OOM kills seen in pod
 /// updates and eviction events. The returned future runs the watches until dropped.
 pub fn start_watches(
@@ -140,96 +185,53 @@ pub fn start_watches(
         Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
         None => Api::all_with(client.clone(), &ar),
     };
-    let ev_tx = oom_tx.clone();
-    let m = metrics.clone();
-    let vpa_watch = watcher(vpa_api, watcher::Config::default())
-        .backoff(WatchBackoff::default())
-        .modify(|o| trim_meta(&mut o.metadata))
-        .reflect(vpa_writer)
-        .for_each(move |r| {
-            if let Err(e) = r {
-                m.watch_error("verticalpodautoscalers", &e);
-            }
-            futures::future::ready(())
-        });
+    let vpa_watch = reflected(
+        vpa_api,
+        vpa_writer,
+        metrics.clone(),
+        "verticalpodautoscalers",
+    );
 
-    let pod_api: Api<Pod> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    let (cp_reader, cp_writer) = reflector::store::<VerticalPodAutoscalerCheckpoint>();
+    let cp_watch = reflected(
+        scoped(client, namespace),
+        cp_writer,
+        metrics.clone(),
+        "verticalpodautoscalercheckpoints",
+    );
+    let (hpa_reader, hpa_writer) = reflector::store::<HorizontalPodAutoscaler>();
+    let hpa_watch = reflected(
+        scoped(client, namespace),
+        hpa_writer,
+        metrics.clone(),
+        "horizontalpodautoscalers",
+    );
+
     let pod_store = PodStore::new();
-    let m = metrics.clone();
-    let store = pod_store.clone();
+    let (m, store, tx) = (metrics.clone(), pod_store.clone(), oom_tx.clone());
     let pod_watch = watcher(
-        pod_api,
+        scoped::<Pod>(client, namespace),
         watcher::Config::default().fields("status.phase!=Pending"),
     )
     .backoff(WatchBackoff::default())
     .for_each(move |r| {
         match r {
-            Ok(ev) => {
-                for oom in store.apply(ev) {
-                    if oom_tx.try_send(oom).is_err() {
-                        m.oom_dropped();
-                    }
-                }
-            }
+            Ok(ev) => send_ooms(&tx, &m, store.apply(ev)),
             Err(e) => m.watch_error("pods", &e),
         }
         futures::future::ready(())
     });
 
-    let cp_api: Api<VerticalPodAutoscalerCheckpoint> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let (cp_reader, cp_writer) = reflector::store::<VerticalPodAutoscalerCheckpoint>();
-    let m = metrics.clone();
-    let cp_watch = watcher(cp_api, watcher::Config::default())
-        .backoff(WatchBackoff::default())
-        .modify(|o| trim_meta(&mut o.metadata))
-        .reflect(cp_writer)
-        .for_each(move |r| {
-            if let Err(e) = r {
-                m.watch_error("verticalpodautoscalercheckpoints", &e);
-            }
-            futures::future::ready(())
-        });
-
-    let hpa_api: Api<HorizontalPodAutoscaler> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let (hpa_reader, hpa_writer) = reflector::store::<HorizontalPodAutoscaler>();
-    let m = metrics.clone();
-    let hpa_watch = watcher(hpa_api, watcher::Config::default())
-        .backoff(WatchBackoff::default())
-        .modify(|o| trim_meta(&mut o.metadata))
-        .reflect(hpa_writer)
-        .for_each(move |r| {
-            if let Err(e) = r {
-                m.watch_error("horizontalpodautoscalers", &e);
-            }
-            futures::future::ready(())
-        });
-
-    let ev_api: Api<Event> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
     let m = metrics;
-    let ev_watch = watcher(ev_api, watcher::Config::default().fields("reason=Evicted"))
-        .backoff(WatchBackoff::default())
-        .applied_objects();
-    let ev_task = ev_watch.for_each(move |r| {
+    let ev_task = watcher(
+        scoped::<Event>(client, namespace),
+        watcher::Config::default().fields("reason=Evicted"),
+    )
+    .backoff(WatchBackoff::default())
+    .applied_objects()
+    .for_each(move |r| {
         match r {
-            Ok(ev) => {
-                for oom in feeder::ooms_from_eviction_event(&ev) {
-                    if ev_tx.try_send(oom).is_err() {
-                        m.oom_dropped();
-                    }
-                }
-            }
+            Ok(ev) => send_ooms(&oom_tx, &m, feeder::ooms_from_eviction_event(&ev)),
             Err(e) => m.watch_error("events", &e),
         }
         futures::future::ready(())
@@ -611,7 +613,7 @@ impl Recommender {
                         let n = writes.len();
                         let mut ok = true;
                         for w in writes {
-                            ok &= write_checkpoint(&client, &w, now).await;
+                            ok &= write_checkpoint(&client, &w).await;
                         }
                         (id, n, ok)
                     }
@@ -730,7 +732,7 @@ impl Recommender {
             let writes = self.engine.checkpoints_for(&id, now);
             let mut ok = true;
             for w in &writes {
-                ok &= write_checkpoint(&self.client, w, now).await;
+                ok &= write_checkpoint(&self.client, w).await;
             }
             if ok {
                 written += writes.len();
@@ -835,7 +837,7 @@ fn open_windows_from(cp: &VerticalPodAutoscalerCheckpoint) -> Vec<OpenWindow> {
         .collect()
 }
 
-async fn write_checkpoint(client: &Client, w: &CheckpointWrite, _now: Timestamp) -> bool {
+async fn write_checkpoint(client: &Client, w: &CheckpointWrite) -> bool {
     let name = checkpoint_name(&w.vpa.name, &w.container);
     let api: Api<VerticalPodAutoscalerCheckpoint> =
         Api::namespaced(client.clone(), &w.vpa.namespace);

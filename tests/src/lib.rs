@@ -11,6 +11,7 @@
 
 pub mod controlplane;
 pub mod metrics_server;
+pub mod recommender;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

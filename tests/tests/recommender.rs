@@ -5,13 +5,10 @@
 //! recommender (`--vpa-object-namespace`), so tests run in parallel.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read as _, Write as _};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
@@ -21,136 +18,12 @@ use serde_json::json;
 use vpa_core::api::checkpoint::VerticalPodAutoscalerCheckpoint;
 use vpa_core::api::vpa::VerticalPodAutoscaler;
 use vpa_e2e::metrics_server::{FakeMetricsServer, Mode};
+use vpa_e2e::recommender::{
+    RecommenderProcess, condition, deployment, has_recommendation, target, vpa,
+};
 use vpa_e2e::{TestNamespace, cluster, wait_for};
 
 const WAIT: Duration = Duration::from_secs(90);
-
-fn binary(name: &str) -> PathBuf {
-    // tests run from target/<profile>/deps/<test>-<hash>
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join(name)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A recommender child process; killed on drop.
-struct Recommender {
-    child: Child,
-    admin: u16,
-    log: PathBuf,
-}
-
-impl Recommender {
-    fn start(dir: &std::path::Path, tag: &str, args: &[String]) -> anyhow::Result<Self> {
-        let bin = binary("vpa-recommender");
-        ensure!(
-            bin.is_file(),
-            "{} not built (cargo build --workspace)",
-            bin.display()
-        );
-        let admin = free_port();
-        let log = dir.join(format!("recommender-{tag}.log"));
-        let out = std::fs::File::create(&log)?;
-        let child = Command::new(&bin)
-            .arg(format!("--address=127.0.0.1:{admin}"))
-            .arg("--recommender-interval=2s")
-            .arg("--log-format=json")
-            .args(args)
-            .env("RUST_LOG", "info,vpa_recommender=debug")
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .stdin(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        Ok(Self { child, admin, log })
-    }
-
-    fn http_get(&self, path: &str) -> anyhow::Result<(u16, String)> {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.admin))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
-        let mut buf = String::new();
-        s.read_to_string(&mut buf)?;
-        let code = buf
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .context("no status line")?;
-        let body = buf
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Ok((code, body))
-    }
-
-    fn metric(&self, name_and_labels: &str) -> Option<f64> {
-        let (_, body) = self.http_get("/metrics").ok()?;
-        body.lines()
-            .find(|l| l.starts_with(name_and_labels))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn sigterm(&mut self) -> anyhow::Result<std::process::ExitStatus> {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status()?;
-        for _ in 0..300 {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        bail!("the recommender did not exit within 30 s of SIGTERM")
-    }
-}
-
-impl Drop for Recommender {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn deployment(name: &str, replicas: i32) -> Deployment {
-    serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": {"app": name}},
-                "spec": {"terminationGracePeriodSeconds": 0, "containers": [{
-                    "name": "app", "image": "registry.k8s.io/pause:3.10",
-                    "resources": {"requests": {"cpu": "100m", "memory": "100Mi"}}}]}}}
-    }))
-    .unwrap()
-}
-
-fn vpa(name: &str, target_kind: &str, target: &str) -> VerticalPodAutoscaler {
-    serde_json::from_value(json!({
-        "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
-        "metadata": {"name": name},
-        "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": target_kind, "name": target},
-                 "updatePolicy": {"updateMode": "Off"}}
-    }))
-    .unwrap()
-}
 
 /// Usage the feeder reports for every running pod of the namespace: (cpu, memory).
 type Usage = Arc<Mutex<(String, String)>>;
@@ -182,33 +55,6 @@ fn feed_metrics(
     })
 }
 
-fn condition<'a>(
-    v: &'a VerticalPodAutoscaler,
-    kind: &str,
-) -> Option<&'a vpa_core::api::vpa::VerticalPodAutoscalerCondition> {
-    v.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == kind)
-}
-
-fn target(v: &VerticalPodAutoscaler) -> Option<(String, String)> {
-    let c = v
-        .status
-        .as_ref()?
-        .recommendation
-        .as_ref()?
-        .container_recommendations
-        .as_ref()?
-        .first()?;
-    Some((
-        c.target.get("cpu")?.0.clone(),
-        c.target.get("memory")?.0.clone(),
-    ))
-}
-
 fn memory_bytes(q: &str) -> i64 {
     vpa_core::quantity::parse(q).unwrap().value()
 }
@@ -221,7 +67,7 @@ async fn wait_vpa(
     vpas: &Api<VerticalPodAutoscaler>,
     name: &str,
     what: &str,
-    rec: &mut Recommender,
+    rec: &mut RecommenderProcess,
     pred: impl Fn(&VerticalPodAutoscaler) -> bool,
 ) -> anyhow::Result<VerticalPodAutoscaler> {
     let r = wait_for(what, WAIT, async || {
@@ -286,10 +132,10 @@ impl Setup {
 
     async fn deploy(&self, name: &str, replicas: i32) -> anyhow::Result<()> {
         let deps: Api<Deployment> = Api::namespaced(self.client.clone(), self.ns.name());
-        deps.create(&PostParams::default(), &deployment(name, replicas))
+        deps.create(&PostParams::default(), &deployment(name, replicas)?)
             .await?;
         let vpas: Api<VerticalPodAutoscaler> = Api::namespaced(self.client.clone(), self.ns.name());
-        vpas.create(&PostParams::default(), &vpa(name, "Deployment", name))
+        vpas.create(&PostParams::default(), &vpa(name, "Deployment", name)?)
             .await?;
         Ok(())
     }
@@ -304,11 +150,6 @@ impl Setup {
     }
 }
 
-fn has_recommendation(v: &VerticalPodAutoscaler) -> bool {
-    condition(v, "RecommendationProvided").is_some_and(|c| c.status == "True")
-        && target(v).is_some()
-}
-
 #[tokio::test]
 async fn recommendation_from_direct_metrics_with_conditions_and_checkpoints() -> anyhow::Result<()>
 {
@@ -321,7 +162,7 @@ async fn recommendation_from_direct_metrics_with_conditions_and_checkpoints() ->
     s.vpas()
         .create(
             &PostParams::default(),
-            &vpa("ghost", "Deployment", "missing"),
+            &vpa("ghost", "Deployment", "missing")?,
         )
         .await?;
     s.deploy("scaled", 1).await?;
@@ -337,7 +178,7 @@ async fn recommendation_from_direct_metrics_with_conditions_and_checkpoints() ->
         .create(&PostParams::default(), &hpa)
         .await?;
 
-    let mut rec = Recommender::start(s.dir.path(), "direct", &s.direct_args()?)?;
+    let mut rec = RecommenderProcess::start(s.dir.path(), "direct", None, &s.direct_args()?)?;
     // Before the first samples the recommendation is the minimum (25m, 250Mi), as upstream's:
     // wait for one that reflects the usage.
     let v = wait_vpa(
@@ -446,7 +287,7 @@ async fn kill_9_and_restart_keeps_recommendation_and_memory_peak() -> anyhow::Re
     let s = Setup::new(client.clone(), "rec-restart").await?;
     s.deploy("web", 1).await?;
     let args = s.direct_args()?;
-    let mut rec = Recommender::start(s.dir.path(), "first", &args)?;
+    let mut rec = RecommenderProcess::start(s.dir.path(), "first", None, &args)?;
     wait_vpa(
         &s.vpas(),
         "web",
@@ -498,7 +339,7 @@ async fn kill_9_and_restart_keeps_recommendation_and_memory_peak() -> anyhow::Re
             &Patch::Merge(json!({"status": null})),
         )
         .await?;
-    let mut rec = Recommender::start(s.dir.path(), "second", &args)?;
+    let mut rec = RecommenderProcess::start(s.dir.path(), "second", None, &args)?;
     let after = wait_vpa(
         &s.vpas(),
         "web",
@@ -526,9 +367,10 @@ async fn aggregated_metrics_api_outage_is_reported_and_recovered() -> anyhow::Re
     let s = Setup::new(client.clone(), "rec-aggr").await?;
     s.deploy("web", 1).await?;
     let registration = s.server.register_apiservice(client.clone()).await?;
-    let mut rec = Recommender::start(
+    let mut rec = RecommenderProcess::start(
         s.dir.path(),
         "aggregated",
+        None,
         &[format!("--vpa-object-namespace={}", s.ns.name())],
     )?;
     wait_vpa(
@@ -602,7 +444,7 @@ async fn leader_election_one_works_standby_takes_over_on_sigterm() -> anyhow::Re
         "--leader-elect-renew-deadline=3s".to_string(),
         "--leader-elect-retry-period=1s".to_string(),
     ]);
-    let mut a = Recommender::start(s.dir.path(), "a", &args)?;
+    let mut a = RecommenderProcess::start(s.dir.path(), "a", None, &args)?;
     wait_vpa(
         &s.vpas(),
         "web",
@@ -611,8 +453,8 @@ async fn leader_election_one_works_standby_takes_over_on_sigterm() -> anyhow::Re
         has_recommendation,
     )
     .await?;
-    let mut b = Recommender::start(s.dir.path(), "b", &args)?;
-    let cycles = |r: &Recommender| {
+    let mut b = RecommenderProcess::start(s.dir.path(), "b", None, &args)?;
+    let cycles = |r: &RecommenderProcess| {
         r.metric("vpa_recommender_execution_latency_seconds_count{step=\"total\"}")
             .unwrap_or(0.0)
     };

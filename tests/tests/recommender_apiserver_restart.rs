@@ -5,9 +5,6 @@
 //! recommender reads usage straight from the fake metrics-server (`--metrics-url`), which stays up.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read as _, Write as _};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,9 +14,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
-use vpa_core::api::vpa::{VerticalPodAutoscaler, VerticalPodAutoscalerCondition};
+use vpa_core::api::vpa::VerticalPodAutoscaler;
 use vpa_e2e::controlplane::OwnControlPlane;
 use vpa_e2e::metrics_server::FakeMetricsServer;
+use vpa_e2e::recommender::{RecommenderProcess, deployment, has_recommendation, vpa};
 use vpa_e2e::{no_cluster_mode, wait_for};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -27,132 +25,13 @@ const WAIT: Duration = Duration::from_secs(90);
 const OUTAGE: Duration = Duration::from_secs(10);
 const NS: &str = "default";
 
-fn binary(name: &str) -> PathBuf {
-    // Tests run from target/<profile>/deps/<test>-<hash>.
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join(name)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A recommender child process against the given kubeconfig; killed on drop.
-struct Recommender {
-    child: Child,
-    admin: u16,
-    log: PathBuf,
-}
-
-impl Recommender {
-    fn start(dir: &Path, kubeconfig: &Path, args: &[String]) -> anyhow::Result<Self> {
-        let bin = binary("vpa-recommender");
-        ensure!(
-            bin.is_file(),
-            "{} not built (cargo build -p vpa-recommender)",
-            bin.display()
-        );
-        let admin = free_port();
-        let log = dir.join("recommender.log");
-        let out = std::fs::File::create(&log)?;
-        let child = Command::new(&bin)
-            .arg(format!("--address=127.0.0.1:{admin}"))
-            .arg("--recommender-interval=2s")
-            .arg("--log-format=json")
-            .args(args)
-            .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info,vpa_recommender=debug")
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .stdin(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        Ok(Self { child, admin, log })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// A plain HTTP/1.0 GET on the admin port: (status code, body).
-    fn http_get(&self, path: &str) -> anyhow::Result<(u16, String)> {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.admin))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
-        let mut buf = String::new();
-        s.read_to_string(&mut buf)?;
-        let code = buf
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .context("no status line")?;
-        let body = buf
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Ok((code, body))
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Whether it is alive, and its log (for error messages).
-    fn describe(&mut self) -> String {
-        let alive = self.alive();
-        format!(
-            "recommender (pid {}) alive: {alive}; its log:\n{}",
-            self.pid(),
-            self.logs()
-        )
-    }
-}
-
-impl Drop for Recommender {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn deployment(name: &str) -> Deployment {
-    serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": {"app": name}},
-                "spec": {"terminationGracePeriodSeconds": 0, "containers": [{
-                    "name": "app", "image": "registry.k8s.io/pause:3.10",
-                    "resources": {"requests": {"cpu": "100m", "memory": "100Mi"}}}]}}}
-    }))
-    .unwrap()
-}
-
-fn vpa(name: &str) -> VerticalPodAutoscaler {
-    serde_json::from_value(json!({
-        "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
-        "metadata": {"name": name},
-        "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-                 "updatePolicy": {"updateMode": "Off"}}
-    }))
-    .unwrap()
-}
-
 async fn deploy(client: &Client, name: &str) -> anyhow::Result<()> {
     Api::<Deployment>::namespaced(client.clone(), NS)
-        .create(&PostParams::default(), &deployment(name))
+        .create(&PostParams::default(), &deployment(name, 1)?)
         .await
         .with_context(|| format!("creating Deployment {name}"))?;
     Api::<VerticalPodAutoscaler>::namespaced(client.clone(), NS)
-        .create(&PostParams::default(), &vpa(name))
+        .create(&PostParams::default(), &vpa(name, "Deployment", name)?)
         .await
         .with_context(|| format!("creating VPA {name}"))?;
     Ok(())
@@ -177,34 +56,10 @@ fn feed_metrics(server: Arc<FakeMetricsServer>, client: Client) -> tokio::task::
     })
 }
 
-fn condition<'a>(
-    v: &'a VerticalPodAutoscaler,
-    kind: &str,
-) -> Option<&'a VerticalPodAutoscalerCondition> {
-    v.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == kind)
-}
-
-fn has_recommendation(v: &VerticalPodAutoscaler) -> bool {
-    let provided = condition(v, "RecommendationProvided").is_some_and(|c| c.status == "True");
-    let target = v
-        .status
-        .as_ref()
-        .and_then(|s| s.recommendation.as_ref())
-        .and_then(|r| r.container_recommendations.as_ref())
-        .and_then(|c| c.first())
-        .is_some_and(|c| c.target.contains_key("cpu") && c.target.contains_key("memory"));
-    provided && target
-}
-
 async fn wait_recommendation(
     vpas: &Api<VerticalPodAutoscaler>,
     name: &str,
-    rec: &mut Recommender,
+    rec: &mut RecommenderProcess,
 ) -> anyhow::Result<VerticalPodAutoscaler> {
     let r = wait_for(
         &format!("a recommendation for VPA {name}"),
@@ -243,7 +98,8 @@ async fn recommender_survives_api_server_restart_and_resumes() -> anyhow::Result
     let vpas: Api<VerticalPodAutoscaler> = Api::namespaced(client.clone(), NS);
 
     deploy(&client, "before").await?;
-    let mut rec = Recommender::start(dir.path(), &cp.kubeconfig_path(), &args)?;
+    let mut rec =
+        RecommenderProcess::start(dir.path(), "restart", Some(&cp.kubeconfig_path()), &args)?;
     let pid = rec.pid();
     let t1 = Instant::now();
     wait_recommendation(&vpas, "before", &mut rec).await?;
