@@ -18,7 +18,6 @@ pub mod pod_store;
 pub mod replay;
 pub mod run;
 pub mod status;
-pub mod target;
 pub mod trace;
 
 /// The example trace shipped in the binary: several workloads over 8.5 days.

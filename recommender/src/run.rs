@@ -11,7 +11,6 @@ use crate::controller::{self, LoopSettings, Recommender, Targets};
 use crate::engine::{EngineSettings, SelectorState};
 use crate::metrics::RecommenderMetrics;
 use crate::metrics_source::{ApiServerMetrics, DirectMetrics, DirectSettings, MetricsSource};
-use crate::target::{ResolverOptions, TargetError, TargetRef, TargetResolver};
 use anyhow::{Context as _, Result};
 use futures::future::BoxFuture;
 use k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference;
@@ -20,6 +19,7 @@ use vpa_core::runtime::admin::{self, Health, HealthConfig};
 use vpa_core::runtime::client::{self as kube_client, KubeArgs};
 use vpa_core::runtime::lease::{self, LeaderElectionArgs, LeaderElector};
 use vpa_core::runtime::shutdown::Shutdown;
+use vpa_core::runtime::target::{ResolverOptions, TargetError, TargetRef, TargetResolver};
 use vpa_core::runtime::telemetry::LogArgs;
 use vpa_core::time::Timestamp;
 

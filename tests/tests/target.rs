@@ -20,10 +20,10 @@ use kube::api::{
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use vpa_core::labels::LabelSet;
-use vpa_e2e::{TestNamespace, cluster, unique_name, wait_for};
-use vpa_recommender::target::{
+use vpa_core::runtime::target::{
     NO_SCALE_SUBRESOURCE, ResolverOptions, TargetError, TargetRef, TargetResolver,
 };
+use vpa_e2e::{TestNamespace, cluster, unique_name, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
 

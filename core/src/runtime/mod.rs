@@ -5,6 +5,7 @@
 //! * [`client`]: `--kubeconfig`, `--kube-api-qps`, `--kube-api-burst`; a rate-limited kube client.
 //! * [`admin`]: the plain-HTTP admin server (`/healthz`, `/readyz`, `/health-check`, `/metrics`).
 //! * [`shutdown`]: SIGTERM/SIGINT as a cloneable cancellation handle.
+//! * [`target`]: a VPA targetRef to a pod selector (well-known controllers, `/scale`), cached.
 //! * [`lease`]: `--leader-elect*` and leader election on a `coordination.k8s.io/v1` Lease.
 //!
 //! A binary puts the argument groups into its `Config` with `#[command(flatten)]` and wires them
@@ -69,4 +70,5 @@ pub mod admin;
 pub mod client;
 pub mod lease;
 pub mod shutdown;
+pub mod target;
 pub mod telemetry;

@@ -3,10 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
+use crate::labels::LabelSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use vpa_core::labels::LabelSet;
 
 const NS: &str = "ns";
 

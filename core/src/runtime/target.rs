@@ -45,6 +45,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::labels::{Selector, SelectorError};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference;
@@ -55,7 +56,6 @@ use kube::api::{Api, ApiResource, DynamicObject};
 use kube::discovery::{ApiGroup, Scope};
 use kube::error::DiscoveryError;
 use serde::de::DeserializeOwned;
-use vpa_core::labels::{Selector, SelectorError};
 
 /// What the apiserver answers for a GET of a subresource the resource does not have; upstream
 /// shows it as the "last error" of a targetRef without `/scale`.
