@@ -1,13 +1,14 @@
 //! The `vpa-recommender` command line: subcommands and the `replay` driver.
 
 use crate::config::EngineFlags;
+use crate::history::{self, PrometheusFlags, PrometheusHistoryProvider};
 use crate::replay::{ReplaySettings, replay_reader};
 use crate::{EXAMPLE_TRACE, output, plot};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{BufReader, Write};
 use std::path::PathBuf;
-use vpa_core::time::{Duration, parse_go_duration};
+use vpa_core::time::{Duration, Timestamp, parse_go_duration};
 
 /// Kubernetes Vertical Pod Autoscaler recommender (vpa-rs).
 ///
@@ -71,9 +72,74 @@ pub struct ReplayArgs {
     /// Draw usage with target, lower and upper bound lines to this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+    /// Replay the history in this Prometheus (e.g. http://localhost:9090) instead of a trace,
+    /// queried as the recommender's --storage=prometheus does.
+    #[arg(long, value_name = "URL", conflicts_with = "trace")]
+    pub prometheus: Option<String>,
+    /// With --prometheus: the end of the history to load (RFC 3339); default: now.
+    #[arg(long, value_name = "TIME", requires = "prometheus", value_parser = rfc3339)]
+    pub now: Option<Timestamp>,
+    /// With --prometheus: only this namespace.
+    #[arg(
+        long,
+        value_name = "NAMESPACE",
+        default_value = "",
+        requires = "prometheus"
+    )]
+    pub namespace: String,
+    /// With --prometheus: also write the loaded history as a CSV trace, for replays without
+    /// Prometheus.
+    #[arg(long, value_name = "FILE.csv", requires = "prometheus")]
+    pub save_trace: Option<PathBuf>,
+    /// Prometheus history flags (upstream's names and defaults); --prometheus sets the address.
+    #[command(flatten)]
+    pub history: PrometheusFlags,
     /// Engine flags, with the upstream recommender's names and defaults.
     #[command(flatten)]
     pub engine: EngineFlags,
+}
+
+fn rfc3339(s: &str) -> Result<Timestamp, String> {
+    let t = chrono::DateTime::parse_from_rfc3339(s).map_err(|e| format!("{s:?}: {e}"))?;
+    t.timestamp_nanos_opt()
+        .map(Timestamp::from_unix_nanos)
+        .ok_or_else(|| format!("{s:?}: out of range"))
+}
+
+/// Loads the history from Prometheus as a trace (CSV).
+fn prometheus_trace(args: &ReplayArgs, url: &str) -> Result<String> {
+    let mut flags = args.history.clone();
+    flags.prometheus_address = url.to_string();
+    let now = args.now.unwrap_or_else(crate::run::now);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let (provider, history) = runtime.block_on(async {
+        let provider = PrometheusHistoryProvider::new(&flags, &args.namespace)?;
+        let history = provider.load(now).await?;
+        Ok::<_, history::HistoryError>((provider, history))
+    })?;
+    let samples: usize = history
+        .values()
+        .flat_map(|p| p.containers.values())
+        .map(Vec::len)
+        .sum();
+    if samples == 0 {
+        bail!(
+            "Prometheus at {url} returned no usage for {} and {} between {} and {}",
+            provider.queries().cpu_query(),
+            provider.queries().memory_query(),
+            now.sub(provider.queries().length).to_rfc3339(),
+            now.to_rfc3339()
+        );
+    }
+    let csv = history::to_trace_csv(&history);
+    if let Some(path) = &args.save_trace {
+        std::fs::write(path, &csv)
+            .with_context(|| format!("cannot write trace {}", path.display()))?;
+    }
+    Ok(csv)
 }
 
 /// Runs an offline subcommand, writing results to `stdout` (`None` is the in-cluster
@@ -100,14 +166,19 @@ fn replay(args: ReplayArgs, stdout: &mut dyn Write) -> Result<()> {
         every: args.every.or(args.plot.as_ref().map(|_| plot_every)),
         series_resolution: args.plot.as_ref().map(|_| Duration::from_minutes(15)),
     };
-    let mut out = match &args.trace {
-        Some(path) => {
+    let mut out = match (&args.trace, &args.prometheus) {
+        (_, Some(url)) => {
+            let csv = prometheus_trace(&args, url)?;
+            replay_reader(csv.as_bytes(), settings)
+                .with_context(|| format!("history from Prometheus at {url}"))?
+        }
+        (Some(path), None) => {
             let file = std::fs::File::open(path)
                 .with_context(|| format!("cannot open trace {}", path.display()))?;
             replay_reader(BufReader::with_capacity(1 << 20, file), settings)
                 .with_context(|| format!("trace {}", path.display()))?
         }
-        None => {
+        (None, None) => {
             replay_reader(EXAMPLE_TRACE.as_bytes(), settings).context("built-in example trace")?
         }
     };

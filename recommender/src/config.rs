@@ -281,9 +281,12 @@ impl LoopFlags {
             return Err("--vpa-object-namespace and --ignored-vpa-object-namespaces are mutually exclusive and can't be set together.".into());
         }
         match self.storage.as_str() {
-            "" | "checkpoint" => {}
-            "prometheus" => return Err("--storage=prometheus: the Prometheus history provider is not wired into this build yet".into()),
-            other => return Err(format!("--storage={other:?}: expected \"\", \"checkpoint\" or \"prometheus\"")),
+            "" | "checkpoint" | "prometheus" => {}
+            other => {
+                return Err(format!(
+                    "--storage={other:?}: expected \"\", \"checkpoint\" or \"prometheus\""
+                ));
+            }
         }
         if self.use_external_metrics {
             return Err("--use-external-metrics is not supported by vpa-rs: use metrics.k8s.io (metrics-server) or --metrics-url".into());

@@ -132,5 +132,13 @@ mod tests {
         let r = e.recommendation(&ObjectId::new("ns", "v"), t0);
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].target.cpu.as_ref().unwrap().to_string(), "587m");
+        // The history pods no longer exist: their aggregates stay through the pod sync and
+        // the first garbage collection.
+        let later = t0.add(vpa_core::time::Duration::from_minutes(1));
+        e.sync_pods(std::iter::empty(), later);
+        e.garbage_collect(later, |_| true);
+        let r = e.recommendation(&ObjectId::new("ns", "v"), later);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].target.cpu.as_ref().unwrap().to_string(), "587m");
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod controller;
 pub mod engine;
 pub mod feeder;
+pub mod history;
 pub mod history_load;
 pub mod metrics;
 pub mod metrics_source;

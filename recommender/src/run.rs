@@ -47,6 +47,45 @@ pub struct RunArgs {
     /// Logging flags.
     #[command(flatten)]
     pub log: LogArgs,
+    /// Prometheus history flags (`--storage=prometheus`).
+    #[command(flatten)]
+    pub prometheus: crate::history::PrometheusFlags,
+}
+
+/// Loads Prometheus history for the VPAs without checkpoints, once per leader term (upstream
+/// loads it once at start). A Prometheus that cannot be reached is reported and the
+/// recommender goes on with live metrics only.
+async fn load_prometheus_history(
+    rec: &mut Recommender,
+    flags: &crate::history::PrometheusFlags,
+    namespace: &str,
+) {
+    let started = std::time::Instant::now();
+    let provider = match crate::history::PrometheusHistoryProvider::new(flags, namespace) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("--storage=prometheus: {e}; going on without history");
+            return;
+        }
+    };
+    let at = now();
+    match provider.load(at).await {
+        Ok(history) => {
+            let samples = rec.feed_history(&history, at);
+            tracing::info!(
+                pods = history.len(),
+                samples,
+                seconds = started.elapsed().as_secs_f64(),
+                address = %flags.prometheus_address,
+                "history loaded from Prometheus for VPAs without checkpoints"
+            );
+        }
+        Err(e) => tracing::error!(
+            "cannot load history from Prometheus: {e}; check --prometheus-address and that \
+             Prometheus scrapes cAdvisor (job {:?}); going on with live metrics only",
+            flags.prometheus_cadvisor_job_name
+        ),
+    }
 }
 
 /// Wall-clock time as an engine timestamp.
@@ -165,6 +204,14 @@ pub async fn run(args: RunArgs, shutdown: Shutdown) -> Result<()> {
     })?;
     tracing::info!(address = %bound, "admin server: /healthz /readyz /metrics");
 
+    if args.loop_flags.storage == "prometheus" {
+        // Refuse bad history flags at start, as upstream does.
+        crate::history::PrometheusHistoryProvider::new(
+            &args.prometheus,
+            &args.loop_flags.vpa_object_namespace,
+        )
+        .context("--storage=prometheus")?;
+    }
     let namespace = (!args.loop_flags.vpa_object_namespace.is_empty())
         .then(|| args.loop_flags.vpa_object_namespace.clone());
     let (oom_tx, oom_rx) = tokio::sync::mpsc::channel(5000);
@@ -256,6 +303,15 @@ pub async fn run(args: RunArgs, shutdown: Shutdown) -> Result<()> {
         rec.load_vpas().await;
         let (loaded, skipped) = rec.load_checkpoints();
         tracing::info!(loaded, skipped, "checkpoints loaded");
+        if args.loop_flags.storage == "prometheus" {
+            rec.load_pods(now());
+            load_prometheus_history(
+                &mut rec,
+                &args.prometheus,
+                &args.loop_flags.vpa_object_namespace,
+            )
+            .await;
+        }
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let stop = {
