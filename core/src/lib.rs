@@ -15,6 +15,7 @@ pub mod estimator;
 pub mod gomath;
 pub mod histogram;
 pub mod labels;
+pub mod matcher;
 pub mod model;
 pub mod policy;
 pub mod quantity;

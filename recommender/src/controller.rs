@@ -32,6 +32,7 @@ use vpa_core::api::checkpoint::{
 use vpa_core::api::vpa::VerticalPodAutoscaler;
 use vpa_core::checkpoint::{from_time, to_time};
 use vpa_core::model::{ObjectId, PodPhase};
+use vpa_core::runtime::watch::{WatchBackoff, scoped};
 use vpa_core::time::{Duration, Timestamp};
 
 /// Field manager of every write.
@@ -88,53 +89,8 @@ pub fn vpa_api_resource() -> kube::api::ApiResource {
     kube::api::ApiResource::erase::<VerticalPodAutoscaler>(&())
 }
 
-/// Watch reconnect backoff: 0.5 s doubling to at most 5 s (kube's default grows to 30 s,
-/// which after an API server restart left new objects unseen for up to half a minute).
-#[derive(Debug, Clone)]
-pub struct WatchBackoff {
-    next: std::time::Duration,
-}
-
-impl Default for WatchBackoff {
-    fn default() -> Self {
-        Self {
-            next: WATCH_BACKOFF_MIN,
-        }
-    }
-}
-
-const WATCH_BACKOFF_MIN: std::time::Duration = std::time::Duration::from_millis(500);
-const WATCH_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(5);
-
-impl Iterator for WatchBackoff {
-    type Item = std::time::Duration;
-    fn next(&mut self) -> Option<Self::Item> {
-        let d = self.next;
-        self.next = (self.next * 2).min(WATCH_BACKOFF_MAX);
-        Some(d)
-    }
-}
-
-impl kube::runtime::utils::Backoff for WatchBackoff {
-    fn reset(&mut self) {
-        self.next = WATCH_BACKOFF_MIN;
-    }
-}
-
 fn trim_meta(meta: &mut kube::api::ObjectMeta) {
     meta.managed_fields = None;
-}
-
-/// An API of all namespaces, or of one.
-fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<Scope = kube::core::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
 }
 
 /// A watch that keeps `writer`'s store current (managedFields dropped), counting and

@@ -6,6 +6,8 @@
 //! * [`admin`]: the plain-HTTP admin server (`/healthz`, `/readyz`, `/health-check`, `/metrics`).
 //! * [`shutdown`]: SIGTERM/SIGINT as a cloneable cancellation handle.
 //! * [`target`]: a VPA targetRef to a pod selector (well-known controllers, `/scale`), cached.
+//! * [`watch`]: the watch reconnect backoff and namespace-scoped `Api`s.
+//! * [`vpa_index`]: VPAs, selectors, owners and LimitRanges in memory, for the webhook.
 //! * [`lease`]: `--leader-elect*` and leader election on a `coordination.k8s.io/v1` Lease.
 //!
 //! A binary puts the argument groups into its `Config` with `#[command(flatten)]` and wires them
@@ -72,3 +74,5 @@ pub mod lease;
 pub mod shutdown;
 pub mod target;
 pub mod telemetry;
+pub mod vpa_index;
+pub mod watch;
