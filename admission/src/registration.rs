@@ -317,7 +317,8 @@ impl Registrar {
     }
 
     /// Re-applies the configuration whenever the CA bundle changes, until `stop` resolves or
-    /// the bundle's sender is gone.
+    /// the bundle's sender is gone. A failed apply is retried with backoff, always with the
+    /// newest bundle (a change during the backoff is applied at once).
     pub async fn follow(
         self,
         mut ca_bundle: watch::Receiver<Vec<u8>>,
@@ -330,13 +331,35 @@ impl Registrar {
                     if changed.is_err() {
                         return;
                     }
-                    let ca = ca_bundle.borrow_and_update().clone();
-                    tracing::info!("the CA bundle changed: updating the webhook caBundle");
-                    if !self.register(&ca, &mut stop).await {
-                        return;
-                    }
                 }
                 () = &mut stop => return,
+            }
+            tracing::info!("the CA bundle changed: updating the webhook caBundle");
+            let mut delay = BACKOFF.0;
+            loop {
+                let ca = ca_bundle.borrow_and_update().clone();
+                match self.apply(&ca).await {
+                    Ok(()) => {
+                        tracing::info!(name = WEBHOOK_CONFIG_NAME, "updated the webhook caBundle");
+                        break;
+                    }
+                    Err(e) => tracing::error!(
+                        name = WEBHOOK_CONFIG_NAME,
+                        error = %e,
+                        retry_in = ?delay,
+                        "cannot update the webhook caBundle"
+                    ),
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    changed = ca_bundle.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                    }
+                    () = &mut stop => return,
+                }
+                delay = (delay * 2).min(BACKOFF.1);
             }
         }
     }

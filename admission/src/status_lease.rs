@@ -179,6 +179,19 @@ mod tests {
     }
 
     #[test]
+    fn only_conflicts_are_ignored() {
+        let status = |code: u16, reason: &str| {
+            kube::Error::Api(Box::new(
+                kube::core::Status::failure("x", reason).with_code(code),
+            ))
+        };
+        assert!(ignorable(&status(409, "Conflict")));
+        assert!(ignorable(&status(409, "AlreadyExists")));
+        assert!(!ignorable(&status(403, "Forbidden")));
+        assert!(!ignorable(&status(404, "NotFound")));
+    }
+
+    #[test]
     fn renewal_moves_renew_time_and_keeps_the_rest() {
         let t0: Timestamp = "2025-01-02T03:04:05Z".parse().unwrap();
         let t1: Timestamp = "2025-01-02T03:04:15Z".parse().unwrap();

@@ -504,7 +504,7 @@ fn the_committed_corpus_keeps_the_invariant() {
     assert!(n >= 20, "corpus has {n} files");
 }
 
-fn arb_json() -> impl Strategy<Value = Value> {
+pub(crate) fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
@@ -549,7 +549,7 @@ fn arb_json() -> impl Strategy<Value = Value> {
 }
 
 /// A real review with one field replaced by an arbitrary value.
-fn arb_mutated_sample() -> impl Strategy<Value = Vec<u8>> {
+pub(crate) fn arb_mutated_sample() -> impl Strategy<Value = Vec<u8>> {
     let pointers = prop_oneof![
         Just("/kind"),
         Just("/apiVersion"),

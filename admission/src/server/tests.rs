@@ -529,3 +529,66 @@ async fn shutdown_finishes_the_request_in_flight_and_then_returns() {
         .unwrap()
         .unwrap();
 }
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::review::tests::{arb_json, arb_mutated_sample};
+
+    /// Through the router: every body is a 400 or a 200 carrying an allowed review (the test
+    /// validator only denies VPAs with an updatePolicy lacking updateMode, which the generated
+    /// bodies may contain, so denials are accepted for VPA reviews only).
+    fn check(rt: &tokio::runtime::Runtime, body: Vec<u8>) {
+        let (router, _) = app(Duration::from_secs(5));
+        let (status, _, out) = rt.block_on(call(router, post("/", Some("application/json"), body)));
+        match status {
+            StatusCode::BAD_REQUEST => assert!(!out.is_empty()),
+            StatusCode::OK => {
+                let json: Value = serde_json::from_slice(&out).unwrap();
+                assert_eq!(json["kind"], "AdmissionReview");
+                let r = &json["response"];
+                assert!(r["uid"].is_string());
+                if r["allowed"] != true {
+                    assert_eq!(r["status"]["code"], 422, "{json}");
+                }
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        #[test]
+        fn router_answers_400_or_a_review_for_any_bytes(body in prop::collection::vec(any::<u8>(), 0..512)) {
+            check(&runtime(), body);
+        }
+
+        #[test]
+        fn router_answers_400_or_a_review_for_any_json(value in arb_json()) {
+            check(&runtime(), serde_json::to_vec(&value).unwrap());
+        }
+
+        #[test]
+        fn router_answers_400_or_a_review_for_damaged_reviews(body in arb_mutated_sample()) {
+            check(&runtime(), body);
+        }
+    }
+
+    #[test]
+    fn router_replays_the_corpus() {
+        let rt = runtime();
+        let dir = crate::review::tests::data_dir().join("corpus");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            check(&rt, std::fs::read(entry.unwrap().path()).unwrap());
+        }
+    }
+}
