@@ -15,8 +15,8 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
+use kube::api::DynamicObject;
 use kube::core::admission::AdmissionRequest;
-use vpa_core::api::VerticalPodAutoscaler;
 
 /// What a hook wants done to an admitted object: JSON patch operations (RFC 6902, applied by
 /// the API server to the object as sent) and warnings for the client.
@@ -86,10 +86,11 @@ pub enum Verdict {
 }
 
 /// Validates (and defaults) a VPA being created or updated. `req.object` is the new VPA,
-/// `req.old_object` the stored one on UPDATE.
+/// `req.old_object` the stored one on UPDATE, both untyped: the validator must see (and
+/// explain) objects that do not decode into the typed API, e.g. an unknown `updateMode`.
 pub trait VpaValidator: Send + Sync {
     /// The verdict for this VPA.
-    fn validate(&self, req: &AdmissionRequest<VerticalPodAutoscaler>) -> Verdict;
+    fn validate(&self, req: &AdmissionRequest<DynamicObject>) -> Verdict;
 }
 
 /// The hooks the webhook dispatches to. A missing hook admits its resource unchanged, as an

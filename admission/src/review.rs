@@ -22,11 +22,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::Pod;
+use kube::api::DynamicObject;
 use kube::core::Status;
 use kube::core::admission::{AdmissionRequest, AdmissionReview};
 use kube::core::response::{StatusCause, StatusDetails, StatusSummary};
 use serde::{Deserialize, Serialize};
-use vpa_core::api::VerticalPodAutoscaler;
 
 use crate::hooks::{Hooks, Mutation, Verdict};
 use crate::metrics::{AdmissionMetrics, AdmissionResource, AdmissionStatus};
@@ -374,7 +374,7 @@ impl Reviewer {
         if env.operation != "CREATE" && env.operation != "UPDATE" {
             return self.unhandled(env, resource);
         }
-        let req = match decode_request::<VerticalPodAutoscaler>(body) {
+        let req = match decode_request::<DynamicObject>(body) {
             Ok(req) => req,
             Err(e) => {
                 return Self::trouble(

@@ -9,6 +9,12 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::*;
+use kube::api::DynamicObject;
+use vpa_core::api::VerticalPodAutoscaler;
+
+fn typed(o: &DynamicObject) -> Option<VerticalPodAutoscaler> {
+    serde_json::from_value(serde_json::to_value(o).ok()?).ok()
+}
 use crate::hooks::{MutationError, PodMutator, VpaValidator};
 
 /// Directory of the committed sample reviews.
@@ -91,10 +97,10 @@ impl PodMutator for Panics {
 pub(crate) struct PolicyValidator;
 
 impl VpaValidator for PolicyValidator {
-    fn validate(&self, req: &AdmissionRequest<VerticalPodAutoscaler>) -> Verdict {
-        let Some(vpa) = &req.object else {
+    fn validate(&self, req: &AdmissionRequest<DynamicObject>) -> Verdict {
+        let Some(vpa) = req.object.as_ref().and_then(typed) else {
             return Verdict::Deny {
-                errors: vec!["object: Required value".into()],
+                errors: vec!["object: Invalid value: cannot be read".into()],
                 warnings: vec![],
             };
         };
@@ -317,12 +323,17 @@ fn vpa_create_without_update_policy_gets_the_defaulting_patch() {
 fn vpa_update_passes_the_old_object_to_the_validator() {
     struct SeesOld;
     impl VpaValidator for SeesOld {
-        fn validate(&self, req: &AdmissionRequest<VerticalPodAutoscaler>) -> Verdict {
+        fn validate(&self, req: &AdmissionRequest<DynamicObject>) -> Verdict {
             let old = req
                 .old_object
                 .as_ref()
+                .and_then(typed)
                 .map(|o| o.spec.update_policy.is_some());
-            let new = req.object.as_ref().map(|o| o.spec.update_policy.is_some());
+            let new = req
+                .object
+                .as_ref()
+                .and_then(typed)
+                .map(|o| o.spec.update_policy.is_some());
             Verdict::Allow(Mutation::unchanged().warn(format!("old {old:?} new {new:?}")))
         }
     }
@@ -390,15 +401,27 @@ fn a_single_error_is_not_bracketed() {
 }
 
 #[test]
-fn a_vpa_that_does_not_decode_is_admitted_with_a_warning() {
+fn a_vpa_that_does_not_decode_into_the_typed_api_still_reaches_the_validator() {
+    // `minReplicas: "two"` is no integer: the validator sees the raw object and explains it.
     let r = Reviewer::new(hooks());
     let (out, json) = review(&r, &sample("corpus/vpa-bad-type.json"));
+    assert_eq!(json["response"]["allowed"], false);
+    assert_eq!(json["response"]["status"]["code"], 422);
+    assert!(!out.hook_error);
+}
+
+#[test]
+fn a_review_whose_object_is_not_an_object_is_admitted_with_a_warning() {
+    let mut body: Value = serde_json::from_slice(&sample("corpus/vpa-bad-type.json")).unwrap();
+    body["request"]["object"] = json!(["not", "an", "object"]);
+    let (out, json) = review(&Reviewer::new(hooks()), &serde_json::to_vec(&body).unwrap());
     assert_eq!(json["response"]["allowed"], true);
     assert!(
         json["response"]["warnings"][0]
             .as_str()
             .unwrap()
-            .contains("cannot read the VerticalPodAutoscaler")
+            .contains("cannot read the VerticalPodAutoscaler"),
+        "{json}"
     );
     assert!(out.hook_error);
 }
@@ -482,7 +505,7 @@ fn check_invariant(r: &Reviewer, body: &[u8]) {
 fn allowing_reviewer() -> Reviewer {
     struct AllowAll;
     impl VpaValidator for AllowAll {
-        fn validate(&self, _: &AdmissionRequest<VerticalPodAutoscaler>) -> Verdict {
+        fn validate(&self, _: &AdmissionRequest<DynamicObject>) -> Verdict {
             Verdict::Allow(Mutation::unchanged())
         }
     }
