@@ -1,7 +1,8 @@
 //! vpa-core: the shared library of vpa-rs.
 //!
 //! Pure modules (`quantity`, `time`, `gomath`, `histogram`, `model`, `estimator`, `recommender`,
-//! `recommendation`, `policy`, `labels`, `conditions`) take plain values and an explicit `now`: no kube types, no clock
+//! `recommendation`, `policy`, `labels`, `conditions`, `pod`, `limitrange`, `pod_resources`,
+//! `patch`, `validation`) take plain values and an explicit `now`: no kube types, no clock
 //! reads, no I/O. `api` holds the Kubernetes-facing CRD types; `checkpoint` and `api::convert`
 //! convert between the API's types and the engine's.
 //!
@@ -15,8 +16,12 @@ pub mod estimator;
 pub mod gomath;
 pub mod histogram;
 pub mod labels;
+pub mod limitrange;
 pub mod matcher;
 pub mod model;
+pub mod patch;
+pub mod pod;
+pub mod pod_resources;
 pub mod policy;
 pub mod quantity;
 pub mod recommendation;
@@ -24,3 +29,4 @@ pub mod recommender;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 pub mod time;
+pub mod validation;

@@ -15,6 +15,7 @@
 pub mod checkpoint;
 pub mod convert;
 pub mod metrics;
+pub mod pod_view;
 mod schema;
 pub mod vpa;
 mod yaml;
