@@ -16,12 +16,14 @@
 //! * [`startup_boost`]: the CPU startup boost unboost decision.
 //! * [`action`] and [`plan`]: the ordered actions of one loop.
 //! * [`rate_limit`]: the token bucket of `--eviction-rate-limit`/`--eviction-rate-burst`.
+//! * [`liveness`]: the admission-controller status Lease check that gates each loop.
 //! * [`config`]: the command line (upstream flag names and defaults).
 
 pub mod action;
 pub mod config;
 pub mod eviction_requirements;
 pub mod in_place;
+pub mod liveness;
 pub mod plan;
 pub mod priority;
 pub mod rate_limit;
