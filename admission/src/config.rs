@@ -123,6 +123,9 @@ pub struct Config {
     /// Name of the Service in front of the webhook (registration by Service).
     #[arg(long, default_value = "vpa-webhook")]
     pub webhook_service: String,
+    /// Name of the MutatingWebhookConfiguration to register (vpa-rs; upstream's is fixed).
+    #[arg(long, default_value = crate::registration::WEBHOOK_CONFIG_NAME)]
+    pub webhook_config_name: String,
     /// Address of the webhook for --register-by-url, e.g. https://vpa.example.com; also a SAN
     /// of a generated serving certificate.
     #[arg(long, default_value = "")]

@@ -3,6 +3,8 @@
 //!
 //! * [`config`]: the flags.
 //! * [`hooks`]: the [`hooks::PodMutator`] and [`hooks::VpaValidator`] extension points.
+//! * [`mutator`]: the pod mutator (VPA index + patch builder).
+//! * [`validator`]: the VPA validator.
 //! * [`review`]: AdmissionReview decoding, dispatch and response (pure).
 //! * [`server`]: the axum router and the TLS accept loop.
 //! * [`tls`]: rustls configuration, certificate loading, generation and reloading.
@@ -14,9 +16,11 @@
 pub mod config;
 pub mod hooks;
 pub mod metrics;
+pub mod mutator;
 pub mod registration;
 pub mod review;
 pub mod run;
 pub mod server;
 pub mod status_lease;
 pub mod tls;
+pub mod validator;

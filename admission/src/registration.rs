@@ -86,6 +86,8 @@ pub struct WebhookSettings {
     pub only_namespace: Option<String>,
     /// The objectSelector.
     pub object_selector: Option<Selector>,
+    /// The configuration's name (`--webhook-config-name`).
+    pub config_name: String,
 }
 
 impl WebhookSettings {
@@ -125,6 +127,7 @@ impl WebhookSettings {
             only_namespace: (!c.vpa_object_namespace.is_empty())
                 .then(|| c.vpa_object_namespace.clone()),
             object_selector: c.object_selector()?,
+            config_name: c.webhook_config_name.clone(),
         })
     }
 }
@@ -240,7 +243,7 @@ pub fn webhook_configuration(
     };
     MutatingWebhookConfiguration {
         metadata: ObjectMeta {
-            name: Some(WEBHOOK_CONFIG_NAME.to_string()),
+            name: Some(settings.config_name.clone()),
             labels: (!settings.labels.is_empty()).then(|| settings.labels.clone()),
             ..ObjectMeta::default()
         },
@@ -278,7 +281,7 @@ impl Registrar {
         let result = self
             .api
             .patch(
-                WEBHOOK_CONFIG_NAME,
+                &self.settings.config_name,
                 &PatchParams::apply(FIELD_MANAGER).force(),
                 &Patch::Apply(&object),
             )
@@ -296,13 +299,13 @@ impl Registrar {
             match self.apply(ca_bundle).await {
                 Ok(()) => {
                     tracing::info!(
-                        name = WEBHOOK_CONFIG_NAME,
+                        name = %self.settings.config_name,
                         "registered the MutatingWebhookConfiguration"
                     );
                     return true;
                 }
                 Err(e) => tracing::error!(
-                    name = WEBHOOK_CONFIG_NAME,
+                    name = %self.settings.config_name,
                     error = %e,
                     retry_in = ?delay,
                     "cannot register the MutatingWebhookConfiguration"
@@ -340,11 +343,11 @@ impl Registrar {
                 let ca = ca_bundle.borrow_and_update().clone();
                 match self.apply(&ca).await {
                     Ok(()) => {
-                        tracing::info!(name = WEBHOOK_CONFIG_NAME, "updated the webhook caBundle");
+                        tracing::info!(name = %self.settings.config_name, "updated the webhook caBundle");
                         break;
                     }
                     Err(e) => tracing::error!(
-                        name = WEBHOOK_CONFIG_NAME,
+                        name = %self.settings.config_name,
                         error = %e,
                         retry_in = ?delay,
                         "cannot update the webhook caBundle"

@@ -223,3 +223,54 @@ where
         run(config, shutdown, make_hooks).await
     })
 }
+
+/// Readiness condition: the VPA index has listed everything and resolved the selectors once.
+pub const STORES_SYNCED: &str = "stores synced";
+
+/// The webhook's hooks: the VPA index (watches started here, stopped at shutdown) behind the
+/// pod mutator, and the VPA validator. `/readyz` waits for the index.
+pub fn vpa_hooks(ctx: Context<'_>) -> Result<Hooks> {
+    use vpa_core::runtime::target::{ResolverOptions, TargetResolver};
+    use vpa_core::runtime::vpa_index::{self, IndexOptions};
+
+    let gates = vpa_core::features::FeatureGates::parse(&ctx.config.feature_gates)
+        .map_err(anyhow::Error::msg)?;
+    let resolver = TargetResolver::new(ctx.client.clone(), ResolverOptions::default());
+    let opts = IndexOptions {
+        namespace: (!ctx.config.vpa_object_namespace.is_empty())
+            .then(|| ctx.config.vpa_object_namespace.clone()),
+    };
+    let (index, watches) = vpa_index::start(&ctx.client, resolver, &opts);
+    let stop = ctx.shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = watches => {}
+            () = stop.cancelled() => {}
+        }
+    });
+    ctx.health.require(STORES_SYNCED);
+    let (health, synced) = (ctx.health.clone(), index.clone());
+    let stop = ctx.shutdown.clone();
+    tokio::spawn(async move {
+        while !synced.is_synced() {
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+        tracing::info!(vpas = synced.read().len(), "VPA index synced");
+        health.set_ready(STORES_SYNCED, true);
+    });
+    let config = vpa_core::patch::PatchConfig {
+        cpu_startup_boost: gates.cpu_startup_boost,
+        max_allowed_cpu_boost: ctx
+            .config
+            .max_allowed_cpu_boost
+            .filter(|m| *m > 0)
+            .map(vpa_core::quantity::Quantity::from_millis),
+    };
+    Ok(Hooks::new(
+        Arc::new(crate::mutator::IndexMutator::new(index, config)),
+        Arc::new(crate::validator::Validator::new(gates)),
+    ))
+}

@@ -13,6 +13,7 @@ pub mod api;
 pub mod checkpoint;
 pub mod conditions;
 pub mod estimator;
+pub mod features;
 pub mod gomath;
 pub mod histogram;
 pub mod labels;

@@ -457,16 +457,7 @@ impl TryFrom<&VerticalPodAutoscaler> for SubmittedVpa {
 // ---------------------------------------------------------------------------------------
 // Options.
 
-/// The admission controller's feature gates that validation depends on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FeatureGates {
-    /// `CPUStartupBoost`.
-    pub cpu_startup_boost: bool,
-    /// `PerVPAConfig`.
-    pub per_vpa_config: bool,
-    /// `InPlace`.
-    pub in_place: bool,
-}
+pub use crate::features::FeatureGates;
 
 /// What validation allows (upstream `VPAValidationOptions`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

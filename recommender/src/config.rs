@@ -242,36 +242,11 @@ pub struct LoopFlags {
     pub metrics_insecure: bool,
 }
 
-/// Known feature gates.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FeatureGates {
-    /// PerVPAConfig (alpha).
-    pub per_vpa_config: bool,
-    /// CPUStartupBoost (alpha; no effect in the recommender).
-    pub cpu_startup_boost: bool,
-    /// InPlace (alpha; no effect in the recommender).
-    pub in_place: bool,
-}
+pub use vpa_core::features::FeatureGates;
 
-/// Parses `--feature-gates` (`Name=bool,...`); unknown gates are an error.
+/// Parses `--feature-gates` (see [`FeatureGates::parse`]).
 pub fn parse_feature_gates(s: &str) -> Result<FeatureGates, String> {
-    let mut g = FeatureGates::default();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, value) = part
-            .split_once('=')
-            .ok_or_else(|| format!("--feature-gates: {part:?} is not Name=true|false"))?;
-        let v: bool = value
-            .trim()
-            .parse()
-            .map_err(|_| format!("--feature-gates: {name}={value:?} is not true or false"))?;
-        match name.trim() {
-            "PerVPAConfig" => g.per_vpa_config = v,
-            "CPUStartupBoost" => g.cpu_startup_boost = v,
-            "InPlace" => g.in_place = v,
-            other => return Err(format!("--feature-gates: unknown feature gate {other:?}")),
-        }
-    }
-    Ok(g)
+    FeatureGates::parse(s)
 }
 
 impl LoopFlags {

@@ -3,39 +3,7 @@
 
 use vpa_core::time::Duration;
 
-/// The feature gates the updater knows (all alpha, off by default).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FeatureGates {
-    /// `CPUStartupBoost`: unboost pods whose boost has expired.
-    pub cpu_startup_boost: bool,
-    /// `InPlace`: act on VPAs in mode `InPlace`.
-    pub in_place: bool,
-    /// `PerVPAConfig`: honour `updatePolicy.evictAfterOOMSeconds`.
-    pub per_vpa_config: bool,
-}
-
-impl FeatureGates {
-    /// Parses `--feature-gates` (`Name=bool,...`); unknown gates are an error, as upstream.
-    pub fn parse(s: &str) -> Result<FeatureGates, String> {
-        let mut g = FeatureGates::default();
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (name, value) = part
-                .split_once('=')
-                .ok_or_else(|| format!("--feature-gates: {part:?} is not Name=true|false"))?;
-            let v: bool = value
-                .trim()
-                .parse()
-                .map_err(|_| format!("--feature-gates: {name}={value:?} is not true or false"))?;
-            match name.trim() {
-                "CPUStartupBoost" => g.cpu_startup_boost = v,
-                "InPlace" => g.in_place = v,
-                "PerVPAConfig" => g.per_vpa_config = v,
-                other => return Err(format!("--feature-gates: unknown feature gate {other:?}")),
-            }
-        }
-        Ok(g)
-    }
-}
+pub use vpa_core::features::FeatureGates;
 
 /// The flags that shape the updater's decisions (upstream names in the field docs).
 #[derive(Debug, Clone, Copy, PartialEq)]

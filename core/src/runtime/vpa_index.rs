@@ -333,11 +333,14 @@ async fn watch_limit_ranges(api: Api<LimitRange>, index: VpaIndex) {
     let stream = watcher::watcher(api, watcher::Config::default()).backoff(WatchBackoff::default());
     let all: Arc<std::sync::Mutex<HashMap<(String, String), LimitRange>>> = Arc::default();
     let publish = |index: &VpaIndex, all: &HashMap<(String, String), LimitRange>, ns: &str| {
-        let items: Vec<LimitRange> = all
+        // By name, so that "the last default seen" (upstream's merge rule) is stable.
+        let mut named: Vec<(&String, &LimitRange)> = all
             .iter()
             .filter(|((n, _), _)| n == ns)
-            .map(|(_, lr)| lr.clone())
+            .map(|((_, name), lr)| (name, lr))
             .collect();
+        named.sort_by(|a, b| a.0.cmp(b.0));
+        let items: Vec<LimitRange> = named.into_iter().map(|(_, lr)| lr.clone()).collect();
         index.set_limit_ranges(ns, items);
     };
     let (a, d, r) = (index.clone(), index.clone(), index.clone());
