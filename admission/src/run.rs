@@ -211,16 +211,8 @@ pub fn main<F>(config: Config, make_hooks: F) -> Result<()>
 where
     F: FnOnce(Context<'_>) -> Result<Hooks>,
 {
-    // Err means a provider is already installed.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    config.log.init().context("cannot set up logging")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
-    runtime.block_on(async {
-        let shutdown = Shutdown::with_signals().context("cannot install signal handlers")?;
-        run(config, shutdown, make_hooks).await
+    vpa_core::runtime::process::run_until_signal(&config.log.clone(), |shutdown| {
+        run(config, shutdown, make_hooks)
     })
 }
 

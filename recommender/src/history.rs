@@ -12,6 +12,7 @@
 //! separate from the one HTTP call, [`PrometheusHistoryProvider::load`].
 
 use crate::history_load::PodHistory;
+use crate::metrics_source::error_chain;
 use base64::Engine as _;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -771,20 +772,6 @@ fn seconds(t: Timestamp) -> String {
     } else {
         format!("{:.3}", ns as f64 / 1e9)
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        let t = inner.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = inner.source();
-    }
-    s
 }
 
 #[cfg(test)]

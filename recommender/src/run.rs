@@ -352,18 +352,5 @@ pub async fn run(args: RunArgs, shutdown: Shutdown) -> Result<()> {
 /// The process entry point of the in-cluster recommender: crypto provider, logging, tokio
 /// runtime, signal handling, [`run`].
 pub fn main(args: RunArgs) -> Result<()> {
-    // Err means a provider is already installed.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    args.log.init().context("cannot set up logging")?;
-    for flag in args.log.ignored_flags() {
-        tracing::info!(flag, "klog flag accepted for compatibility and ignored");
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
-    runtime.block_on(async {
-        let shutdown = Shutdown::with_signals().context("cannot install signal handlers")?;
-        run(args, shutdown).await
-    })
+    vpa_core::runtime::process::run_until_signal(&args.log.clone(), |shutdown| run(args, shutdown))
 }

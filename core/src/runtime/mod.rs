@@ -8,6 +8,7 @@
 //! * [`target`]: a VPA targetRef to a pod selector (well-known controllers, `/scale`), cached.
 //! * [`watch`]: the watch reconnect backoff and namespace-scoped `Api`s.
 //! * [`vpa_index`]: VPAs, selectors, owners and LimitRanges in memory, for the webhook.
+//! * [`process`]: crypto provider, logging, runtime and signals around a binary's `run`.
 //! * [`lease`]: `--leader-elect*` and leader election on a `coordination.k8s.io/v1` Lease.
 //!
 //! A binary puts the argument groups into its `Config` with `#[command(flatten)]` and wires them
@@ -71,6 +72,7 @@
 pub mod admin;
 pub mod client;
 pub mod lease;
+pub mod process;
 pub mod shutdown;
 pub mod target;
 pub mod telemetry;
