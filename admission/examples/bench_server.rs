@@ -5,9 +5,10 @@
 //! `benches/fixture`) instead of watches, the certificate is always generated in memory,
 //! and nothing is registered. Listens on 127.0.0.1:`--port`.
 //!
-//! `--body-out FILE` writes a pod CREATE AdmissionReview for a pod that one VPA matches once
-//! the port is bound, so the file's appearance means "ready". SIGTERM or SIGINT stops it
-//! gracefully.
+//! `--bodies-out FILE` writes `--bodies` pod CREATE AdmissionReviews (one compact JSON per
+//! line, pods of different Deployments spread over the namespaces, each matched by one VPA)
+//! once the port is bound, so the file's appearance means "ready". SIGTERM or SIGINT stops
+//! it gracefully.
 #![allow(missing_docs)]
 
 #[allow(dead_code)]
@@ -34,9 +35,12 @@ use vpa_core::runtime::shutdown::Shutdown;
 
 #[derive(Parser)]
 struct Args {
-    /// Write a matching pod CREATE review body here once listening.
+    /// Write pod CREATE review bodies here, one per line, once listening.
     #[arg(long)]
-    body_out: Option<PathBuf>,
+    bodies_out: Option<PathBuf>,
+    /// How many bodies to write.
+    #[arg(long, default_value_t = 1000)]
+    bodies: usize,
     #[command(flatten)]
     config: Config,
 }
@@ -76,10 +80,11 @@ async fn serve(args: Args) -> Result<()> {
         metrics.clone(),
         config.body_read_timeout,
     );
-    if let Some(path) = &args.body_out {
-        let body = fixture::bodies(1).map_err(|e| anyhow!(e))?;
+    if let Some(path) = &args.bodies_out {
+        let bodies = fixture::bodies(args.bodies).map_err(|e| anyhow!(e))?;
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, &body[0]).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::write(&tmp, bodies.join(&b'\n'))
+            .with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     }
     tracing::info!(port = config.port, "bench server listening (HTTPS)");
