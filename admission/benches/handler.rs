@@ -13,6 +13,11 @@
 //! p99, p99.9 and maximum are printed: criterion reports means and medians only.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+/// mimalloc: fewer and cheaper allocations on the request path than glibc malloc (see
+/// docs/benchmarks.md, Admission controller).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod fixture;
 
 use std::hint::black_box;

@@ -11,6 +11,11 @@
 //! it gracefully.
 #![allow(missing_docs)]
 
+/// mimalloc: fewer and cheaper allocations on the request path than glibc malloc (see
+/// docs/benchmarks.md, Admission controller).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[allow(dead_code)]
 #[path = "../benches/fixture/mod.rs"]
 mod fixture;
