@@ -219,8 +219,9 @@ pub fn invalid_status_message(qualified_kind: &str, name: &str, errors: &[FieldE
     )
 }
 
-/// A string quoted as Go's `strconv.Quote`.
-fn go_quote(s: &str) -> String {
+/// A string quoted as Go's `strconv.Quote` (also a valid PromQL string literal, whose
+/// escapes are Go's).
+pub fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -22,6 +22,7 @@ use thiserror::Error;
 use vpa_core::labels::LabelSet;
 use vpa_core::model::{ObjectId, UsageSample};
 use vpa_core::time::{Duration, Timestamp, parse_go_duration};
+use vpa_core::validation::go_quote;
 
 /// Prometheus refuses range queries that would return more than 11,000 points per series.
 pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
@@ -201,21 +202,6 @@ pub struct HistoryQueries {
     pub namespace: String,
 }
 
-fn promql_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 impl HistoryQueries {
     /// Validates the flags.
     pub fn from_flags(flags: &PrometheusFlags, namespace: &str) -> Result<Self, HistoryError> {
@@ -250,7 +236,7 @@ impl HistoryQueries {
     pub fn selector(&self) -> String {
         let mut s = String::new();
         if !self.cadvisor_job.is_empty() {
-            let _ = write!(s, "job={}, ", promql_string(&self.cadvisor_job));
+            let _ = write!(s, "job={}, ", go_quote(&self.cadvisor_job));
         }
         let _ = write!(
             s,
@@ -263,7 +249,7 @@ impl HistoryQueries {
                 s,
                 ", {}={}",
                 self.container_namespace_label,
-                promql_string(&self.namespace)
+                go_quote(&self.namespace)
             );
         }
         s
