@@ -20,16 +20,21 @@
 //! * [`config`]: the command line (upstream flag names and defaults).
 
 pub mod action;
+pub mod actuator;
 pub mod config;
+pub mod convert;
+pub mod cycle;
 pub mod eviction_requirements;
 pub mod in_place;
 pub mod liveness;
+pub mod metrics;
 pub mod plan;
 pub mod priority;
 pub mod rate_limit;
 pub mod restriction;
 pub mod selection;
 pub mod settings;
+pub mod snapshot;
 pub mod startup_boost;
 pub mod view;
 
