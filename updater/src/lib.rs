@@ -18,6 +18,11 @@
 //! * [`rate_limit`]: the token bucket of `--eviction-rate-limit`/`--eviction-rate-burst`.
 //! * [`liveness`]: the admission-controller status Lease check that gates each loop.
 //! * [`config`]: the command line (upstream flag names and defaults).
+//!
+//! The edge: [`convert`] (API objects to views, the per-pod recommendation), [`stores`] (the
+//! watched caches), [`snapshot`] (one loop's inputs), [`actuator`] (evictions, resizes,
+//! events, behind a trait), [`cycle`] (the loop over [`plan::VpaRound`]s), [`metrics`], and
+//! [`run`] (the process: admin server, leader election, the interval loop, shutdown).
 
 pub mod action;
 pub mod actuator;
@@ -32,10 +37,12 @@ pub mod plan;
 pub mod priority;
 pub mod rate_limit;
 pub mod restriction;
+pub mod run;
 pub mod selection;
 pub mod settings;
 pub mod snapshot;
 pub mod startup_boost;
+pub mod stores;
 pub mod view;
 
 #[cfg(test)]

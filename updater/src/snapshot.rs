@@ -115,7 +115,7 @@ mod tests {
             let mut m = index.write();
             m.upsert_vpa(record_of(v).unwrap());
             m.set_selector(
-                &ObjectId::new("ns", *name),
+                &ObjectId::new("ns", name),
                 Some(Selector::parse("app=web").unwrap()),
             );
         }
