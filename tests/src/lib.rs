@@ -9,6 +9,7 @@
 //! is set, in which case they print that they are skipped (only for quick local loops; CI always
 //! uses the cluster).
 
+pub mod admission;
 pub mod controlplane;
 pub mod metrics_server;
 pub mod recommender;

@@ -18,19 +18,31 @@
 //! * [`rate_limit`]: the token bucket of `--eviction-rate-limit`/`--eviction-rate-burst`.
 //! * [`liveness`]: the admission-controller status Lease check that gates each loop.
 //! * [`config`]: the command line (upstream flag names and defaults).
+//!
+//! The edge: [`convert`] (API objects to views, the per-pod recommendation), [`stores`] (the
+//! watched caches), [`snapshot`] (one loop's inputs), [`actuator`] (evictions, resizes,
+//! events, behind a trait), [`cycle`] (the loop over [`plan::VpaRound`]s), [`metrics`], and
+//! [`run`] (the process: admin server, leader election, the interval loop, shutdown).
 
 pub mod action;
+pub mod actuator;
 pub mod config;
+pub mod convert;
+pub mod cycle;
 pub mod eviction_requirements;
 pub mod in_place;
 pub mod liveness;
+pub mod metrics;
 pub mod plan;
 pub mod priority;
 pub mod rate_limit;
 pub mod restriction;
+pub mod run;
 pub mod selection;
 pub mod settings;
+pub mod snapshot;
 pub mod startup_boost;
+pub mod stores;
 pub mod view;
 
 #[cfg(test)]

@@ -1,19 +1,15 @@
-//! `vpa-updater`: evicts or resizes in place the pods whose requests are far from their VPA recommendation.
-//!
-//! This binary is scaffolding in this release: it only reports that the component is not
-//! available yet, so that a deployment that runs it fails loudly instead of doing nothing.
+//! `vpa-updater` binary entry point.
 
-use clap::Parser;
-
-/// vpa-rs updater.
-#[derive(Debug, Parser)]
-#[command(name = "vpa-updater", version, about)]
-struct Cli {}
+use clap::Parser as _;
+use vpa_updater::config::Config;
 
 fn main() -> std::process::ExitCode {
-    let _cli = Cli::parse();
-    eprintln!(
-        "vpa-updater: this component is not available in this release yet; only vpa-recommender replay is"
-    );
-    std::process::ExitCode::from(2)
+    let config = Config::parse();
+    match vpa_updater::run::main(config) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
