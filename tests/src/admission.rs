@@ -34,6 +34,17 @@ impl Webhook {
     /// Starts `vpa-admission` for namespace `ns` (its VPAs, its status Lease), logging to a
     /// file in `dir`; `extra` flags are appended.
     pub fn start(client: &Client, dir: &Path, ns: &str, extra: &[String]) -> anyhow::Result<Self> {
+        Self::start_as(client, dir, ns, None, extra)
+    }
+
+    /// As [`Webhook::start`], authenticating with `kubeconfig` instead of `KUBECONFIG`.
+    pub fn start_as(
+        client: &Client,
+        dir: &Path,
+        ns: &str,
+        kubeconfig: Option<&Path>,
+        extra: &[String],
+    ) -> anyhow::Result<Self> {
         let bin = workspace_binary("vpa-admission")?;
         ensure!(bin.is_file(), "{} not built", bin.display());
         let (port, admin) = (free_port()?, free_port()?);
@@ -62,6 +73,9 @@ impl Webhook {
             .stdout(out.try_clone()?)
             .stderr(out)
             .stdin(Stdio::null());
+        if let Some(k) = kubeconfig {
+            cmd.env("KUBECONFIG", k);
+        }
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;

@@ -13,6 +13,7 @@ pub mod admission;
 pub mod controlplane;
 pub mod metrics_server;
 pub mod recommender;
+pub mod updater;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,9 @@
 //! The Helm chart (`charts/vpa`), with helm built from Go modules (`scripts/build-tools`):
 //! lint, a template matrix over the certificate modes and common values, one rejected values
 //! file per schema rule, install/upgrade/uninstall into the local control plane, RBAC checked
-//! with SubjectAccessReviews per ServiceAccount, and the recommender run with its
-//! ServiceAccount's token (TokenRequest) until a VPA has a recommendation.
+//! with SubjectAccessReviews per ServiceAccount, and the three components run with their
+//! ServiceAccounts' tokens (TokenRequest): a recommendation, a synced webhook index with its
+//! status Lease, and an eviction.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -18,11 +19,13 @@ use k8s_openapi::api::authorization::v1::{
 };
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::Client;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use vpa_core::api::vpa::VerticalPodAutoscaler;
+use vpa_e2e::admission::Webhook;
 use vpa_e2e::metrics_server::FakeMetricsServer;
 use vpa_e2e::recommender::{RecommenderProcess, deployment, has_recommendation, vpa};
+use vpa_e2e::updater::Updater;
 use vpa_e2e::{TestNamespace, cluster, repo_root, tool, unique_name, wait_for};
 
 fn chart() -> PathBuf {
@@ -387,8 +390,35 @@ async fn can(client: &Client, release_ns: &str, a: &Access<'_>) -> anyhow::Resul
     Ok(r.status.is_some_and(|s| s.allowed))
 }
 
+/// A kubeconfig that authenticates as ServiceAccount `sa` of `ns` with a token from the
+/// TokenRequest API.
+async fn token_kubeconfig(
+    client: &Client,
+    ns: &str,
+    sa: &str,
+    dir: &Path,
+) -> anyhow::Result<PathBuf> {
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    let tr = sas
+        .create_token_request(
+            sa,
+            &PostParams::default(),
+            &TokenRequest {
+                spec: TokenRequestSpec {
+                    audiences: vec![],
+                    expiration_seconds: Some(3600),
+                    ..TokenRequestSpec::default()
+                },
+                ..TokenRequest::default()
+            },
+        )
+        .await?;
+    let token = tr.status.context("TokenRequest without status")?.token;
+    kubeconfig_with_token(dir, sa, &token)
+}
+
 /// A kubeconfig for the cluster in `KUBECONFIG` that authenticates with `token`.
-fn kubeconfig_with_token(dir: &Path, token: &str) -> anyhow::Result<PathBuf> {
+fn kubeconfig_with_token(dir: &Path, name: &str, token: &str) -> anyhow::Result<PathBuf> {
     let path = std::env::var("KUBECONFIG").context("KUBECONFIG")?;
     let admin: Value = serde_yaml::from_str(&std::fs::read_to_string(&path)?)?;
     let cluster = admin["clusters"][0]["cluster"].clone();
@@ -399,7 +429,7 @@ fn kubeconfig_with_token(dir: &Path, token: &str) -> anyhow::Result<PathBuf> {
         "contexts": [{"name": "c", "context": {"cluster": "c", "user": "sa"}}],
         "current-context": "c"
     });
-    let out = dir.join("sa-kubeconfig.yaml");
+    let out = dir.join(format!("{name}-kubeconfig.yaml"));
     std::fs::write(&out, serde_yaml::to_string(&cfg)?)?;
     Ok(out)
 }
@@ -639,23 +669,7 @@ async fn install_rbac_upgrade_and_uninstall() -> anyhow::Result<()> {
     assert!(wrong.is_empty(), "RBAC:\n{}", wrong.join("\n"));
 
     // The recommender runs with its own ServiceAccount's token and writes a recommendation.
-    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), n);
-    let tr = sas
-        .create_token_request(
-            &rec,
-            &PostParams::default(),
-            &TokenRequest {
-                spec: TokenRequestSpec {
-                    audiences: vec![],
-                    expiration_seconds: Some(3600),
-                    ..TokenRequestSpec::default()
-                },
-                ..TokenRequest::default()
-            },
-        )
-        .await?;
-    let token = tr.status.context("TokenRequest without status")?.token;
-    let sa_kubeconfig = kubeconfig_with_token(dir.path(), &token)?;
+    let sa_kubeconfig = token_kubeconfig(&client, n, &rec, dir.path()).await?;
     let app_ns = TestNamespace::create(&client, "chart-app").await?;
     Api::<Deployment>::namespaced(client.clone(), app_ns.name())
         .create(&PostParams::default(), &deployment("web", 1)?)
@@ -709,6 +723,73 @@ async fn install_rbac_upgrade_and_uninstall() -> anyhow::Result<()> {
         bail!("{e}\n{}", process.describe());
     }
     drop(process);
+
+    // The admission controller with its token: its index syncs (watches and target reads
+    // allowed) and it keeps its status Lease in the release namespace.
+    let adm_kubeconfig = token_kubeconfig(&client, n, &adm, dir.path()).await?;
+    let hook = Webhook::start_as(
+        &client,
+        dir.path(),
+        app_ns.name(),
+        Some(&adm_kubeconfig),
+        &[
+            "--register-webhook=false".into(),
+            format!("--status-lease-namespace={n}"),
+        ],
+    )?;
+    hook.wait_ready().await?;
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(client.clone(), n);
+    wait_for(
+        "the admission status Lease",
+        Duration::from_secs(30),
+        async || Ok(leases.get_opt("vpa-admission-controller").await?),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", hook.logs()))?;
+
+    // The updater with its token evicts a pod far from its recommendation (the admission
+    // Lease above is fresh).
+    let far = json!({"containerRecommendations": [{"containerName": "app",
+        "target": {"cpu": "800m", "memory": "500Mi"}, "lowerBound": {"cpu": "700m", "memory": "400Mi"},
+        "upperBound": {"cpu": "900m", "memory": "600Mi"}, "uncappedTarget": {"cpu": "800m", "memory": "500Mi"}}]});
+    vpas.patch_status(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"recommendation": far}})),
+    )
+    .await?;
+    vpas.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"updatePolicy": {"updateMode": "Recreate"}}})),
+    )
+    .await?;
+    let before = pod.metadata.uid.clone();
+    let upd_kubeconfig = token_kubeconfig(&client, n, &upd, dir.path()).await?;
+    let updater = Updater::start_with(
+        dir.path(),
+        app_ns.name(),
+        Some(&upd_kubeconfig),
+        n,
+        &["--min-replicas=1", "--updater-interval=2s"],
+    )?;
+    wait_for(
+        "an eviction by the updater with the chart's RBAC",
+        Duration::from_secs(60),
+        async || {
+            let items = pods.list(&Default::default()).await?.items;
+            Ok(items.iter().any(|p| p.metadata.uid != before).then_some(()))
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n--- updater log ---\n{}", updater.logs()))?;
+    assert!(
+        updater.metric("vpa_updater_evicted_pods_total") >= 1.0,
+        "{}",
+        updater.metrics()
+    );
+    drop(updater);
+    hook.cleanup().await?;
     app_ns.delete(&client).await?;
 
     // Upgrade: a changed value reaches the Deployment.

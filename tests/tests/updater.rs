@@ -5,11 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
@@ -18,117 +15,11 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use vpa_core::api::vpa::VerticalPodAutoscaler;
-use vpa_e2e::admission::{Webhook, http_status};
-use vpa_e2e::recommender::{free_port, workspace_binary};
+use vpa_e2e::admission::Webhook;
+use vpa_e2e::updater::Updater;
 use vpa_e2e::{TestNamespace, cluster, pod_running_and_ready, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// A `vpa-updater` child process scoped to one namespace; killed on drop.
-struct Updater {
-    child: Option<Child>,
-    admin: u16,
-    log: std::path::PathBuf,
-}
-
-impl Updater {
-    fn start(dir: &Path, ns: &str, extra: &[&str]) -> anyhow::Result<Self> {
-        let bin = workspace_binary("vpa-updater")?;
-        ensure!(bin.is_file(), "{} not built", bin.display());
-        let admin = free_port()?;
-        let log = dir.join(format!("updater-{ns}.log"));
-        let out = std::fs::File::create(&log)?;
-        let mut cmd = Command::new(&bin);
-        cmd.arg(format!("--address=127.0.0.1:{admin}"))
-            .arg(format!("--vpa-object-namespace={ns}"))
-            .arg(format!(
-                "--admission-controller-status-lease-namespace={ns}"
-            ))
-            .arg("--log-format=json");
-        if !extra.iter().any(|a| a.starts_with("--updater-interval")) {
-            cmd.arg("--updater-interval=2s");
-        }
-        cmd.args(extra)
-            .env("RUST_LOG", "info,vpa_updater=debug")
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .stdin(Stdio::null());
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        Ok(Self {
-            child: Some(child),
-            admin,
-            log,
-        })
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn metrics(&self) -> String {
-        use std::io::{Read, Write};
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.admin)) else {
-            return String::new();
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-        let _ = write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out
-    }
-
-    /// The value of a sample (`name{labels}` exactly as exposed); 0 when absent.
-    fn metric(&self, sample: &str) -> f64 {
-        self.metrics()
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix(sample)
-                    .and_then(|rest| rest.strip_prefix(' '))
-                    .and_then(|v| v.trim().parse().ok())
-            })
-            .unwrap_or(0.0)
-    }
-
-    async fn wait_ready(&self) -> anyhow::Result<()> {
-        wait_for("the updater to be ready", WAIT, async || {
-            Ok((http_status(self.admin, "/readyz") == Some(200)).then_some(()))
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}\n--- updater log ---\n{}", self.logs()))
-    }
-
-    /// Waits until `f` holds on the metrics, with the log in the error.
-    async fn wait_metric(
-        &self,
-        what: &str,
-        timeout: Duration,
-        f: impl Fn(&Updater) -> bool,
-    ) -> anyhow::Result<()> {
-        wait_for(what, timeout, async || Ok(f(self).then_some(())))
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}\n--- updater log ---\n{}", self.logs()))
-    }
-
-    /// The `loop done` records of the log, as JSON.
-    fn loops(&self) -> Vec<Value> {
-        self.logs()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v.get("message").and_then(Value::as_str) == Some("loop done"))
-            .collect()
-    }
-}
-
-impl Drop for Updater {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 /// A Deployment of pause pods `app=<name>` with one container `app` and these requests,
 /// optionally pinned to a node.
