@@ -277,6 +277,19 @@ impl<T> VpaMatcher<T> {
         labels: &LabelSet,
         controller: Option<&ControllerRef>,
     ) -> Result<&Arc<VpaRecord<T>>, NoMatch> {
+        self.find_where(namespace, labels, controller, |_| true)
+    }
+
+    /// As [`VpaMatcher::find`], among the active VPAs that `keep` also accepts (the updater
+    /// only considers VPAs in an updating mode, as upstream's `GetControllingVPAForPod` does
+    /// over its filtered list).
+    pub fn find_where(
+        &self,
+        namespace: &str,
+        labels: &LabelSet,
+        controller: Option<&ControllerRef>,
+        keep: impl Fn(&VpaRecord<T>) -> bool,
+    ) -> Result<&Arc<VpaRecord<T>>, NoMatch> {
         let owner = controller.ok_or(NoMatch::NoController)?;
         let hash = labels.get("pod-template-hash").map(String::as_str);
         let top = self.topmost(namespace, owner, hash)?;
@@ -286,7 +299,7 @@ impl<T> VpaMatcher<T> {
         };
         ids.iter()
             .filter_map(|id| self.vpas.get(id))
-            .filter(|v| v.active)
+            .filter(|v| v.active && keep(v))
             .filter(|v| self.selectors.get(&v.id).is_some_and(|s| s.matches(labels)))
             .min_by(|a, b| {
                 a.created

@@ -18,6 +18,18 @@ use vpa_core::api::pod_view::namespace_limits;
 use vpa_core::api::vpa::VerticalPodAutoscaler;
 use vpa_core::labels::LabelSet;
 use vpa_core::limitrange::NamespaceLimits;
+
+/// The cheap form of [`is_handled`] on the API object: an updating mode or a startup boost.
+fn handled(vpa: &VerticalPodAutoscaler) -> bool {
+    vpa.update_mode().updates_running_pods()
+        || vpa.spec.startup_boost.is_some()
+        || vpa
+            .spec
+            .resource_policy
+            .as_ref()
+            .and_then(|p| p.container_policies.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.startup_boost.is_some()))
+}
 use vpa_core::runtime::vpa_index::{VpaIndex, controller_of};
 
 /// The inputs of one loop, one per handled VPA with at least one live pod, in `namespace/name`
@@ -46,7 +58,9 @@ pub fn build<'p>(
         }
         let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
         let controller = controller_of(pod.metadata.owner_references.as_deref());
-        let Ok(vpa) = index.find(ns, labels, controller.as_ref()) else {
+        // Among the VPAs this loop handles only: an older `Initial` VPA does not hide a
+        // newer `Recreate` one from the updater.
+        let Ok(vpa) = index.find_where(ns, labels, controller.as_ref(), handled) else {
             continue;
         };
         let key = (
@@ -190,6 +204,22 @@ mod tests {
             build(&index, &pods, |_, _| Some(1), &NamespaceFilter::default()).len(),
             1
         );
+    }
+
+    #[test]
+    fn an_older_initial_vpa_does_not_hide_a_newer_recreate_one() {
+        let index = index_with(&[
+            ("init", "Initial", "2025-01-01T00:00:00Z"),
+            ("recreate", "Recreate", "2025-02-01T00:00:00Z"),
+        ]);
+        let inputs = build(
+            &index,
+            &[pod("a", "web", false)],
+            |_, _| Some(2),
+            &NamespaceFilter::default(),
+        );
+        assert_eq!(inputs.len(), 1);
+        assert_eq!(inputs[0].vpa.name, "recreate");
     }
 
     #[test]

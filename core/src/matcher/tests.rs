@@ -147,6 +147,25 @@ fn inactive_vpas_are_skipped_and_the_oldest_active_one_wins() {
 }
 
 #[test]
+fn a_filter_skips_vpas_the_caller_does_not_handle() {
+    let mut m = deployment_world();
+    m.upsert_vpa(VpaRecord {
+        data: 7,
+        ..rec("ns", "newer", 500, "Deployment", "web", true)
+    });
+    m.set_selector(&ObjectId::new("ns", "newer"), Some(app("web")));
+    let rs = ControllerRef::new("ReplicaSet", "web-5d8f9c");
+    let l = labels(&[("app", "web")]);
+    assert_eq!(&*m.find("ns", &l, Some(&rs)).unwrap().id.name, "web-vpa");
+    let v = m.find_where("ns", &l, Some(&rs), |r| r.data == 7).unwrap();
+    assert_eq!(&*v.id.name, "newer");
+    assert!(matches!(
+        m.find_where("ns", &l, Some(&rs), |_| false),
+        Err(NoMatch::NoSelectorMatch(_))
+    ));
+}
+
+#[test]
 fn a_retargeted_vpa_loses_its_old_selector() {
     let mut m = deployment_world();
     m.upsert_vpa(rec("ns", "web-vpa", 100, "Deployment", "other", true));

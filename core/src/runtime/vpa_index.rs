@@ -124,8 +124,19 @@ impl VpaIndex {
         labels: &LabelSet,
         controller: Option<&ControllerRef>,
     ) -> Result<Arc<VerticalPodAutoscaler>, NoMatch> {
+        self.find_where(namespace, labels, controller, |_| true)
+    }
+
+    /// The VPA for a pod among those `keep` accepts: see [`VpaMatcher::find_where`].
+    pub fn find_where(
+        &self,
+        namespace: &str,
+        labels: &LabelSet,
+        controller: Option<&ControllerRef>,
+        keep: impl Fn(&VerticalPodAutoscaler) -> bool,
+    ) -> Result<Arc<VerticalPodAutoscaler>, NoMatch> {
         self.read()
-            .find(namespace, labels, controller)
+            .find_where(namespace, labels, controller, |r| keep(&r.data))
             .map(|r| r.data.clone())
     }
 
