@@ -4,10 +4,10 @@
 //! and an updater pointed at the namespace sees it alive.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
-use anyhow::{Context as _, ensure};
+use anyhow::ensure;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use kube::Client;
 use kube::api::{Api, DeleteParams};
@@ -50,7 +50,6 @@ impl Webhook {
         let (port, admin) = (free_port()?, free_port()?);
         let config_name = unique_name("vpa-e2e-webhook");
         let log = dir.join(format!("{config_name}.log"));
-        let out = std::fs::File::create(&log)?;
         let missing = dir.join("no-such-file.pem");
         let mut cmd = Command::new(&bin);
         cmd.arg(format!("--port={port}"))
@@ -68,17 +67,13 @@ impl Webhook {
                 .arg(format!("--tls-private-key={}", missing.display()))
                 .arg(format!("--client-ca-file={}", missing.display()));
         }
-        cmd.args(extra)
-            .env("RUST_LOG", "info,vpa_admission=debug,vpa_core=debug")
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .stdin(Stdio::null());
-        if let Some(k) = kubeconfig {
-            cmd.env("KUBECONFIG", k);
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+        cmd.args(extra);
+        let child = crate::spawn_logged(
+            cmd,
+            &log,
+            "info,vpa_admission=debug,vpa_core=debug",
+            kubeconfig,
+        )?;
         Ok(Self {
             child: Some(child),
             port,

@@ -335,3 +335,23 @@ pub fn upstream_examples_dir() -> anyhow::Result<PathBuf> {
         .cloned()
         .with_context(|| format!("no upstream example directory among {candidates:?}"))
 }
+
+/// Spawns `cmd` (a component binary) with stdout and stderr to a new file `log`, `RUST_LOG`
+/// set to `rust_log`, no stdin, and `kubeconfig` instead of `KUBECONFIG` when given.
+pub fn spawn_logged(
+    mut cmd: std::process::Command,
+    log: &Path,
+    rust_log: &str,
+    kubeconfig: Option<&Path>,
+) -> anyhow::Result<std::process::Child> {
+    let out = std::fs::File::create(log)?;
+    cmd.env("RUST_LOG", rust_log)
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .stdin(std::process::Stdio::null());
+    if let Some(k) = kubeconfig {
+        cmd.env("KUBECONFIG", k);
+    }
+    cmd.spawn()
+        .with_context(|| format!("starting {:?}", cmd.get_program()))
+}

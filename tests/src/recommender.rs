@@ -4,7 +4,7 @@
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
@@ -54,22 +54,12 @@ impl RecommenderProcess {
         );
         let admin = free_port()?;
         let log = dir.join(format!("recommender-{tag}.log"));
-        let out = std::fs::File::create(&log)?;
         let mut cmd = Command::new(&bin);
         cmd.arg(format!("--address=127.0.0.1:{admin}"))
             .arg("--recommender-interval=2s")
             .arg("--log-format=json")
-            .args(args)
-            .env("RUST_LOG", "info,vpa_recommender=debug")
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .stdin(Stdio::null());
-        if let Some(k) = kubeconfig {
-            cmd.env("KUBECONFIG", k);
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+            .args(args);
+        let child = crate::spawn_logged(cmd, &log, "info,vpa_recommender=debug", kubeconfig)?;
         Ok(Self { child, admin, log })
     }
 

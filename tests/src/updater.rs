@@ -1,10 +1,10 @@
 //! The `vpa-updater` child process of the e2e tests.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
-use anyhow::{Context as _, ensure};
+use anyhow::ensure;
 use serde_json::Value;
 
 use crate::admission::http_status;
@@ -40,7 +40,6 @@ impl Updater {
         ensure!(bin.is_file(), "{} not built", bin.display());
         let admin = free_port()?;
         let log = dir.join(format!("updater-{ns}.log"));
-        let out = std::fs::File::create(&log)?;
         let mut cmd = Command::new(&bin);
         cmd.arg(format!("--address=127.0.0.1:{admin}"))
             .arg(format!("--vpa-object-namespace={ns}"))
@@ -51,17 +50,8 @@ impl Updater {
         if !extra.iter().any(|a| a.starts_with("--updater-interval")) {
             cmd.arg("--updater-interval=2s");
         }
-        cmd.args(extra)
-            .env("RUST_LOG", "info,vpa_updater=debug")
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .stdin(Stdio::null());
-        if let Some(k) = kubeconfig {
-            cmd.env("KUBECONFIG", k);
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+        cmd.args(extra);
+        let child = crate::spawn_logged(cmd, &log, "info,vpa_updater=debug", kubeconfig)?;
         Ok(Self {
             child: Some(child),
             admin,
