@@ -105,16 +105,13 @@ where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
 {
-    watcher(api, watcher::Config::default())
-        .backoff(WatchBackoff::default())
-        .modify(|o| trim_meta(o.meta_mut()))
-        .reflect(writer)
-        .for_each(move |r| {
-            if let Err(e) = r {
-                metrics.watch_error(resource, &e);
-            }
-            futures::future::ready(())
-        })
+    vpa_core::runtime::watch::reflect(
+        api,
+        watcher::Config::default(),
+        writer,
+        |o: &mut K| trim_meta(o.meta_mut()),
+        move |e| metrics.watch_error(resource, e),
+    )
 }
 
 /// Sends OOMs to the engine's channel, counting those dropped because it is full.

@@ -5,14 +5,13 @@
 //! their selectors and the LimitRanges come from vpa-core's VPA index.
 
 use crate::view::OwnerRef;
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use kube::Client;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use std::future::Future;
-use vpa_core::runtime::watch::{WatchBackoff, scoped};
+use vpa_core::runtime::watch::scoped;
 
 /// Upstream's pod field selector.
 pub const POD_FIELD_SELECTOR: &str = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed";
@@ -45,18 +44,9 @@ where
     F: FnMut(&mut K) + Send + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = watcher::watcher(api, config)
-        .backoff(WatchBackoff::default())
-        .modify(strip)
-        .reflect(writer);
-    let run = async move {
-        futures::pin_mut!(stream);
-        while let Some(ev) = stream.next().await {
-            if let Err(e) = ev {
-                tracing::warn!(what, "watch error (retrying): {e}");
-            }
-        }
-    };
+    let run = vpa_core::runtime::watch::reflect(api, config, writer, strip, move |e| {
+        tracing::warn!(what, "watch error (retrying): {e}");
+    });
     (reader, run)
 }
 

@@ -1,6 +1,8 @@
-//! Watch helpers shared by the binaries: the reconnect backoff and the namespace scoping of
-//! an `Api`.
+//! Watch helpers shared by the binaries: the reconnect backoff, the namespace scoping of an
+//! `Api`, and a reflector watch that keeps a store current.
 
+use futures::StreamExt;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource};
 
 /// Watch reconnect backoff: 0.5 s doubling to at most 5 s (kube's default grows to 30 s,
@@ -46,6 +48,34 @@ where
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     }
+}
+
+/// A watch (with [`WatchBackoff`]) that keeps `writer`'s store current, `strip`ping each
+/// object first (e.g. managedFields) and handing every watch error to `on_error`; runs until
+/// dropped.
+pub fn reflect<K, S, E>(
+    api: Api<K>,
+    config: watcher::Config,
+    writer: reflector::store::Writer<K>,
+    strip: S,
+    on_error: E,
+) -> impl std::future::Future<Output = ()> + Send + 'static
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+    S: FnMut(&mut K) + Send + 'static,
+    E: Fn(&watcher::Error) + Send + 'static,
+{
+    watcher::watcher(api, config)
+        .backoff(WatchBackoff::default())
+        .modify(strip)
+        .reflect(writer)
+        .for_each(move |r| {
+            if let Err(e) = r {
+                on_error(&e);
+            }
+            futures::future::ready(())
+        })
 }
 
 #[cfg(test)]
